@@ -1,0 +1,103 @@
+/*
+ * Shared arenas: 64 MiB reservations aligned to 64 MiB, so that
+ * pointer -> arena is a mask and arena -> page descriptor an index.
+ *
+ *   arena base                                            base + 64 MiB
+ *   | meta slices: rcgc_arena + page[1024] | slice | slice | ... | slice |
+ *
+ * A span is 1..N contiguous 64 KiB slices handed to a heap as one page.
+ * The descriptor of a span's first slice describes it; the others point
+ * back to it (slice_offset). Huge blocks (bigger than an arena can hold)
+ * get an arena of their own, sized to fit, holding one span.
+ *
+ * Thread-safety: span allocation and release take the arena lock (a slow
+ * path: once per page); pointer lookups take no lock.
+ */
+#ifndef RCGC_ARENA_H
+#define RCGC_ARENA_H
+
+#include <ck_stack.h>
+#include <pthread.h>
+
+#include "internal.h"
+
+typedef struct rcgc_block { struct rcgc_block *next; } rcgc_block;
+typedef struct rcgc_heap rcgc_heap;
+
+enum { RCGC_PAGE_FREE = 0, RCGC_PAGE_SMALL, RCGC_PAGE_MEDIUM, RCGC_PAGE_LARGE, RCGC_PAGE_META };
+
+/* A page: a span of slices holding blocks of one size class (or one large
+ * block). Field ownership is given per group. */
+typedef struct rcgc_page {
+    /* Owner only: the thread whose heap is in `heap` (or, while abandoned,
+     * whoever holds the abandoned-list lock). */
+    rcgc_block *free;           /* blocks ready to allocate */
+    rcgc_block *local_free;     /* the owner's frees, moved to `free` in batches */
+    uint32_t used;              /* blocks out, remote frees not yet collected included;
+                                   relaxed atomics so statistics may read it */
+    uint32_t reserved;          /* blocks carved from the span so far */
+    uint32_t capacity;          /* blocks the span holds */
+    uint32_t block_size;
+    uint8_t *start;             /* first block */
+    struct rcgc_page *next, *prev; /* heap page queue, or the abandoned list */
+
+    /* Set under the arena lock when the span is handed out; read by anyone
+     * who holds a block of it. */
+    uint32_t nslices;
+    uint32_t slice_offset;      /* non-first slices: index distance to the first */
+    uint8_t  kind;              /* RCGC_PAGE_* */
+    uint8_t  size_class;        /* 0 for large */
+    uint8_t  tag;               /* RCGC_TAG_* */
+    uint8_t  abandoned;         /* on the abandoned list (abandoned lock) */
+
+    /* Shared. */
+    ck_stack_t thread_free;     /* frees from other threads: one CAS each */
+    rcgc_heap *_Atomic heap;    /* owner; NULL while abandoned. Written by the
+                                   owner (abandon) or under the abandoned lock
+                                   (adopt); read relaxed by freeing threads. */
+} rcgc_page;
+
+typedef struct rcgc_arena {
+    uint64_t magic;
+    size_t   size;              /* bytes reserved, multiple of the slice size */
+    uint32_t nslices;           /* slices in the reservation */
+    uint32_t meta_slices;       /* slices taken by this header and page[] */
+    uint32_t slices_used;       /* arena lock */
+    uint32_t is_huge;
+    struct rcgc_arena *next, *prev; /* arena list (arena lock) */
+    uint64_t slice_bits[RCGC_ARENA_SLICES / 64]; /* 1 = slice in a span (arena lock) */
+    rcgc_page page[RCGC_ARENA_SLICES];
+} rcgc_arena;
+
+#define RCGC_ARENA_MAGIC 0x72636763415245ULL /* "rcgcARE" */
+
+/* Pointer -> arena -> page: arithmetic only. Valid for any pointer into a
+ * span's first 64 MiB; p must lie in an rcgc arena (see rcgc__arena_owns). */
+static inline rcgc_arena *rcgc__arena_of(const void *p) {
+    return (rcgc_arena *)((uintptr_t)p & ~(uintptr_t)(RCGC_ARENA_SIZE - 1));
+}
+static inline rcgc_page *rcgc__page_of(const void *p) {
+    rcgc_arena *a = rcgc__arena_of(p);
+    rcgc_page *pg = &a->page[((uintptr_t)p - (uintptr_t)a) >> RCGC_SLICE_SHIFT];
+    return pg - pg->slice_offset;
+}
+
+/* Span of `nslices` (kind, tag, class set by the caller). NULL + ENOMEM. */
+rcgc_page *rcgc__arena_alloc_span(uint32_t nslices, uint8_t kind);
+/* A span big enough for one block of `size` bytes (large and huge). */
+rcgc_page *rcgc__arena_alloc_large(size_t size);
+/* Give a span back (purged when RCGC_PURGE); empty arenas go to the OS. */
+void rcgc__arena_free_span(rcgc_page *pg);
+/* 1 if p points into the used part of a live arena's span. Lock-free. */
+int  rcgc__arena_owns(const void *p);
+
+/* Iterate every in-use span: call fn(page, arg) with the arena lock held
+ * (fn must not allocate spans). Non-zero from fn stops and is returned. */
+int  rcgc__arena_foreach_span(int (*fn)(rcgc_page *pg, void *arg), void *arg);
+
+/* Totals (arena lock). */
+void rcgc__arena_stats(size_t *reserved, size_t *committed, size_t *arenas);
+/* Release every arena (rcgc_shutdown: no thread may hold blocks after). */
+void rcgc__arena_release_all(void);
+
+#endif

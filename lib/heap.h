@@ -1,0 +1,128 @@
+/*
+ * Per-thread heaps (the mimalloc design, pymalloc's size classes).
+ *
+ * Each attached thread owns one heap. Per tag and size class the heap keeps
+ * a queue of pages; the first page of the queue is the one allocation takes
+ * blocks from. Frees by the owner go to the page's local free list (no
+ * atomics); frees by any other thread are pushed on the page's thread-free
+ * stack (one CAS) and collected by the owner in batches, in its slow path.
+ *
+ * Abandonment: a detaching thread hands every page that still holds blocks
+ * to a global abandoned list (per tag and class); heaps adopt them when they
+ * need a page of that class, and a free into an abandoned page adopts it.
+ *
+ * Thread-safety: rcgc__heap_alloc and rcgc__heap_free run on the calling
+ * thread's own heap; rcgc__heap_free accepts blocks from any heap.
+ */
+#ifndef RCGC_HEAP_H
+#define RCGC_HEAP_H
+
+#include "arena.h"
+
+typedef struct rcgc_page_queue {
+    rcgc_page *first, *last;    /* first: the page allocation takes from */
+    uint32_t   count;
+} rcgc_page_queue;
+
+struct rcgc_heap {
+    /* Owner only. direct[tag][c] == queue[tag][c].first, or the shared
+     * empty page, so the fast path needs no NULL check. */
+    rcgc_page *direct[RCGC_NTAGS][RCGC_SMALL_CLASSES + 1];
+    rcgc_page_queue queue[RCGC_NTAGS][RCGC_NCLASSES];
+    uint32_t slow_calls;        /* counts slow paths, for periodic housekeeping */
+    uint32_t attached;
+
+    /* Statistics: written by the owner with relaxed atomics, read by
+     * rcgc_stats_get. */
+    struct {
+        size_t allocs, frees, remote_frees, large_allocs, large_frees;
+    } stat;
+};
+
+/* Size classes. */
+extern const uint32_t rcgc__class_size[RCGC_NCLASSES];
+static inline unsigned rcgc__size_class(size_t size) {
+    if (rcgc_likely(size <= RCGC_SMALL_MAX))
+        return size == 0 ? 1 : (unsigned)((size + RCGC_ALIGN - 1) / RCGC_ALIGN);
+    /* Medium: sizes in (2^b, 2^(b+1)] split in four classes. */
+    unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
+    unsigned k = (unsigned)(((size - 1) - ((size_t)1 << b)) >> (b - 2));
+    return 1 + RCGC_SMALL_CLASSES + (b - 9) * 4 + k;
+}
+
+/* Set up / tear down a heap (thread attach / detach). Detach abandons every
+ * page that still holds blocks and releases the rest. */
+void rcgc__heap_init(rcgc_heap *h);
+void rcgc__heap_abandon(rcgc_heap *h);
+
+void *rcgc__heap_alloc_slow(rcgc_heap *h, unsigned tag, size_t size);
+void  rcgc__heap_free_slow(rcgc_heap *h, rcgc_page *pg, rcgc_block *b);
+
+/* Allocation fast path: small sizes, one page load, one branch. The block
+ * is not zeroed. NULL + ENOMEM from the slow path only. */
+static inline void *rcgc__heap_alloc(rcgc_heap *h, unsigned tag, size_t size) {
+    if (rcgc_likely(size <= RCGC_SMALL_MAX)) {
+        rcgc_page *pg = h->direct[tag][(size + RCGC_ALIGN - 1) / RCGC_ALIGN];
+        rcgc_block *b = pg->free;
+        if (rcgc_likely(b != NULL)) {
+            pg->free = b->next;
+            RCGC_STAT_ADD(pg->used, 1);
+            RCGC_STAT_ADD(h->stat.allocs, 1);
+            return b;
+        }
+    }
+    return rcgc__heap_alloc_slow(h, tag, size);
+}
+
+/* Free fast path: the owner pushes on the page's local list. Anything else
+ * (another thread's page, an abandoned page, a large block, the page
+ * becoming empty) goes to the slow path. */
+static inline void rcgc__heap_free(rcgc_heap *h, void *p) {
+    rcgc_page *pg = rcgc__page_of(p);
+    rcgc_block *b = (rcgc_block *)p;
+    /* Large spans never have a heap, so they always take the slow path. */
+    if (rcgc_likely(atomic_load_explicit(&pg->heap, memory_order_relaxed) == h &&
+                    pg->used > 1)) {
+        b->next = pg->local_free;
+        pg->local_free = b;
+        RCGC_STAT_ADD(pg->used, -1u);
+        RCGC_STAT_ADD(h->stat.frees, 1);
+        return;
+    }
+    rcgc__heap_free_slow(h, pg, b);
+}
+
+/* Usable bytes of the block at p. */
+static inline size_t rcgc__block_size(const void *p) { return rcgc__page_of(p)->block_size; }
+
+/* The block start containing p, or NULL if p is not inside a carved block
+ * of an rcgc page. Lock-free; the answer is stable only if the caller knows
+ * the block cannot be freed meanwhile. */
+void *rcgc__heap_block_start(const void *p);
+
+/* Collect deferred frees on every page of h; release empty pages. */
+void rcgc__heap_collect(rcgc_heap *h);
+/* Collect abandoned pages: release the empty ones (any thread). */
+void rcgc__heap_collect_abandoned(void);
+
+/* ------------------------------------------------------------------------
+ * Heap walk (for the cycle collector and introspection). The caller must
+ * ensure no thread allocates or frees on the walked pages meanwhile (the
+ * world is stopped, or the test owns every thread).
+ * ------------------------------------------------------------------------ */
+typedef int (*rcgc_block_visitor)(void *block, size_t block_size, void *arg);
+
+/* Pages holding blocks of `tag` (every tag if tag < 0), written into a new
+ * array from rcgc__os_alloc: the unit that parallel walkers split. Returns
+ * the count, or (size_t)-1 + ENOMEM. Free with rcgc__heap_pages_free. */
+size_t rcgc__heap_pages(int tag, rcgc_page ***out, size_t *out_bytes);
+void   rcgc__heap_pages_free(rcgc_page **pages, size_t bytes);
+/* Visit every allocated block of one page; stops at and returns non-zero. */
+int    rcgc__page_visit(rcgc_page *pg, rcgc_block_visitor fn, void *arg);
+/* Visit every allocated block of `tag` (every tag if tag < 0). */
+int    rcgc__heap_visit(int tag, rcgc_block_visitor fn, void *arg);
+
+/* Abandoned pages (statistics). */
+size_t rcgc__heap_abandoned_pages(void);
+
+#endif
