@@ -31,9 +31,8 @@ extern "C" {
  * its default (or the RCGC_<NAME> environment variable, read once by
  * rcgc_init). See docs/CONFIG.md for the table of options. */
 typedef struct rcgc_config {
-    size_t arena_reserve;   /* bytes reserved per arena (power of two >= 4 MiB); default 64 MiB */
-    int    purge_delay_ms;  /* unused: pages are purged when they empty */
-    unsigned flags;         /* reserved, must be 0 */
+    int purge;          /* 0: default (RCGC_PURGE, else on); 1: return empty pages' memory to the OS at once; -1: keep it */
+    int arena_cache;    /* 0: default (RCGC_ARENA_CACHE, else 1); n > 0: empty arenas kept reserved; -1: none */
 } rcgc_config;
 
 int   rcgc_init(const rcgc_config *cfg);   /* NULL: defaults + RCGC_* env; attaches caller; 0 or errno */
@@ -52,6 +51,8 @@ void  *rcgc_calloc(size_t n, size_t size); /* zeroed; NULL + ENOMEM on overflow 
 void   rcgc_free(void *p);                 /* NULL allowed; a pointer rcgc did not allocate is fatal */
 size_t rcgc_usable_size(const void *p);    /* bytes usable at p (>= the size asked for) */
 int    rcgc_owns(const void *p);           /* 1 if p is a live or free block start in an rcgc heap */
+void   rcgc_heap_collect(void);            /* take back frees other threads made into the caller's
+                                              pages and give empty pages' memory to the OS */
 
 /* ------------------------------------------------------------------------
  * Fatal errors
@@ -69,14 +70,14 @@ rcgc_fatal_handler rcgc_set_fatal_handler(rcgc_fatal_handler h);  /* NULL restor
 
 typedef struct rcgc_class_stats {
     size_t block_size;      /* 0 for unused slots */
-    size_t blocks_in_use;
+    size_t blocks_in_use;   /* includes blocks freed by other threads and not yet collected */
     size_t pages;           /* pages of this class currently held by heaps or abandoned */
 } rcgc_class_stats;
 
 typedef struct rcgc_stats {
     size_t bytes_reserved;  /* address space reserved from the OS */
     size_t bytes_committed; /* memory that may be resident (not yet purged) */
-    size_t bytes_in_use;    /* block bytes handed out and not yet freed */
+    size_t bytes_in_use;    /* block bytes handed out and not yet freed (by block size) */
     size_t arenas;          /* arenas currently reserved */
     size_t pages;           /* pages (spans) in use by heaps or abandoned */
     size_t pages_abandoned; /* pages waiting for adoption */

@@ -82,10 +82,13 @@ static inline rcgc_page *rcgc__page_of(const void *p) {
     return pg - pg->slice_offset;
 }
 
-/* Span of `nslices` (kind, tag, class set by the caller). NULL + ENOMEM. */
-rcgc_page *rcgc__arena_alloc_span(uint32_t nslices, uint8_t kind);
-/* A span big enough for one block of `size` bytes (large and huge). */
-rcgc_page *rcgc__arena_alloc_large(size_t size);
+/* A span of `nslices` for blocks of `block_size` bytes: kind, tag, class,
+ * block_size and capacity are set under the arena lock (statistics and the
+ * heap walk read them there). NULL + ENOMEM. */
+rcgc_page *rcgc__arena_alloc_span(uint32_t nslices, uint8_t kind, uint8_t tag, uint8_t size_class,
+                                  uint32_t block_size);
+/* A span for one block of `size` bytes (large and huge), used = 1. */
+rcgc_page *rcgc__arena_alloc_large(size_t size, uint8_t tag);
 /* Give a span back (purged when RCGC_PURGE); empty arenas go to the OS. */
 void rcgc__arena_free_span(rcgc_page *pg);
 /* 1 if p points into the used part of a live arena's span. Lock-free. */

@@ -35,7 +35,8 @@ struct rcgc_heap {
     /* Statistics: written by the owner with relaxed atomics, read by
      * rcgc_stats_get. */
     struct {
-        size_t allocs, frees, remote_frees, large_allocs, large_frees;
+        size_t allocs, frees, large_allocs, large_frees;
+        size_t remote_frees, remote_free_bytes;  /* pushed on other heaps' pages */
     } stat;
 };
 
@@ -93,7 +94,10 @@ static inline void rcgc__heap_free(rcgc_heap *h, void *p) {
 }
 
 /* Usable bytes of the block at p. */
-static inline size_t rcgc__block_size(const void *p) { return rcgc__page_of(p)->block_size; }
+static inline size_t rcgc__block_size(const void *p) {
+    const rcgc_page *pg = rcgc__page_of(p);
+    return pg->kind == RCGC_PAGE_LARGE ? (size_t)pg->nslices * RCGC_SLICE_SIZE : pg->block_size;
+}
 
 /* The block start containing p, or NULL if p is not inside a carved block
  * of an rcgc page. Lock-free; the answer is stable only if the caller knows
@@ -124,5 +128,8 @@ int    rcgc__heap_visit(int tag, rcgc_block_visitor fn, void *arg);
 
 /* Abandoned pages (statistics). */
 size_t rcgc__heap_abandoned_pages(void);
+/* Remote frees collected by page owners so far (blocks, bytes): with the
+ * heaps' remote_frees counters this gives the frees still in flight. */
+void   rcgc__heap_collected_remote(size_t *blocks, size_t *bytes);
 
 #endif

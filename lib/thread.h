@@ -24,8 +24,14 @@ extern RCGC_TLS rcgc_thread *rcgc__tls_thread;
 
 /* The calling thread's state, or NULL if it is not attached. */
 static inline rcgc_thread *rcgc__thread_current(void) { return rcgc__tls_thread; }
+RCGC_COLD __attribute__((noreturn)) rcgc_thread *rcgc__thread_require_slow(const char *what);
 /* The calling thread's state; fatal error naming `what` if unattached. */
-rcgc_thread *rcgc__thread_require(const char *what);
+static inline rcgc_thread *rcgc__thread_require(const char *what) {
+    rcgc_thread *t = rcgc__tls_thread;
+    if (rcgc_unlikely(!t))
+        rcgc__thread_require_slow(what);
+    return t;
+}
 
 int    rcgc__thread_registry_init(void);
 void   rcgc__thread_registry_shutdown(void);
@@ -34,5 +40,11 @@ size_t rcgc__thread_count(void);
 void   rcgc__thread_foreach(void (*fn)(rcgc_thread *t, void *arg), void *arg);
 
 int    rcgc__runtime_initialized(void);
+/* Heap counters, in this order: allocs, frees, remote_frees,
+ * remote_free_bytes, large_allocs, large_frees. */
+#define RCGC_RETIRED_NSTATS 6
+void   rcgc__thread_heap_stats(rcgc_thread *t, size_t out[RCGC_RETIRED_NSTATS]);
+/* The same counters summed over every thread that has detached. */
+void   rcgc__thread_retired_stats(size_t out[RCGC_RETIRED_NSTATS]);
 
 #endif

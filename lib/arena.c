@@ -1,0 +1,390 @@
+/*
+ * Shared arenas (see arena.h for the layout).
+ *
+ * Theory. Arenas are 64 MiB reservations aligned to 64 MiB, so the arena of
+ * any pointer is a mask away and its page descriptor an index. All changes
+ * to arenas — the list, the slice bitmaps, span descriptors — happen under
+ * one mutex, `arena_lock`; they are slow paths (once per 64 KiB page or per
+ * large block). Readers that hold a block need no lock: the descriptor of
+ * the block's span was written before the block was handed out, and the
+ * hand-out (through the owner's heap, or a hand-off between threads that
+ * synchronises) orders those writes before the reader's loads.
+ *
+ * rcgc__arena_owns answers for arbitrary pointers, so it reads descriptor
+ * fields that may be changing; those fields (kind, slice_offset) are
+ * therefore always read and written with relaxed atomics, and the arena
+ * bitmap `owned` tells which 64 MiB regions are arenas at all.
+ *
+ * Memory returns to the OS in two steps: a span given back is purged
+ * (MADV_DONTNEED) so RSS falls at once; an arena with no spans left is
+ * unmapped, except for RCGC_ARENA_CACHE of them kept for reuse.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "arena.h"
+#include "os.h"
+
+_Static_assert(RCGC_ARENA_SLICES % 64 == 0, "slice bitmap is whole words");
+_Static_assert(sizeof(rcgc_page) <= 128, "page descriptors stay small");
+_Static_assert(RCGC_SLICE_SIZE % RCGC_ALIGN == 0, "blocks stay aligned");
+
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static rcgc_arena *arena_list;      /* arena_lock */
+static size_t n_arenas;             /* arena_lock */
+static size_t reserved_bytes;       /* arena_lock */
+static size_t committed_bytes;      /* arena_lock */
+
+/* One bit per 64 MiB of a 48-bit address space: is there an arena here?
+ * Read lock-free by rcgc__arena_owns. 512 KiB of zero pages until used. */
+#define OWNED_WORDS (((uintptr_t)1 << (48 - RCGC_ARENA_SHIFT)) / 64)
+static _Atomic uint64_t owned[OWNED_WORDS];
+
+/* Slices whose memory may be resident (touched since the last purge), for
+ * the committed-bytes statistic. Parallel to slice_bits; arena_lock. */
+typedef struct { uint64_t bits[RCGC_ARENA_SLICES / 64]; } dirty_map;
+
+static void owned_set(rcgc_arena *a, bool on) {
+    uintptr_t i = (uintptr_t)a >> RCGC_ARENA_SHIFT;
+    if (i / 64 >= OWNED_WORDS)
+        return;     /* beyond 48 bits: rcgc__arena_owns says no */
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    if (on)
+        atomic_fetch_or_explicit(&owned[i / 64], bit, memory_order_release);
+    else
+        atomic_fetch_and_explicit(&owned[i / 64], ~bit, memory_order_release);
+}
+
+static bool owned_test(const void *p) {
+    uintptr_t i = (uintptr_t)p >> RCGC_ARENA_SHIFT;
+    if (i / 64 >= OWNED_WORDS)
+        return false;
+    return (atomic_load_explicit(&owned[i / 64], memory_order_acquire) >> (i % 64)) & 1;
+}
+
+/* Descriptor fields read by rcgc__arena_owns without the lock. */
+static void desc_set(rcgc_page *pg, uint8_t kind, uint32_t offset) {
+    __atomic_store_n(&pg->kind, kind, __ATOMIC_RELAXED);
+    __atomic_store_n(&pg->slice_offset, offset, __ATOMIC_RELAXED);
+}
+
+/* The dirty map sits in the arena's metadata slices, after the header. */
+static dirty_map *dirty_of(rcgc_arena *a) {
+    return (dirty_map *)((uint8_t *)a + sizeof(rcgc_arena));
+}
+#define ARENA_META_SLICES \
+    ((sizeof(rcgc_arena) + sizeof(dirty_map) + RCGC_SLICE_SIZE - 1) / RCGC_SLICE_SIZE)
+
+static inline bool bit_get(const uint64_t *w, uint32_t i) { return (w[i / 64] >> (i % 64)) & 1; }
+static inline void bit_put(uint64_t *w, uint32_t i, bool v) {
+    if (v)
+        w[i / 64] |= (uint64_t)1 << (i % 64);
+    else
+        w[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
+
+/* ------------------------------------------------------------------------
+ * Arena creation and release (arena_lock held)
+ * ------------------------------------------------------------------------ */
+
+static rcgc_arena *arena_new(size_t size, bool huge) {
+    rcgc_arena *a = rcgc__os_reserve_aligned(size, RCGC_ARENA_SIZE);
+    if (!a)
+        return NULL;
+    /* Fresh anonymous memory is zero: every slice FREE, every bit clear. */
+    a->magic = RCGC_ARENA_MAGIC;
+    a->size = size;
+    a->nslices = (uint32_t)(size / RCGC_SLICE_SIZE);
+    a->meta_slices = (uint32_t)ARENA_META_SLICES;
+    a->is_huge = huge;
+    for (uint32_t i = 0; i < a->meta_slices; i++) {
+        bit_put(a->slice_bits, i, true);
+        desc_set(&a->page[i], RCGC_PAGE_META, 0);
+    }
+    a->next = arena_list;
+    a->prev = NULL;
+    if (arena_list)
+        arena_list->prev = a;
+    arena_list = a;
+    n_arenas++;
+    reserved_bytes += size;
+    committed_bytes += (size_t)a->meta_slices * RCGC_SLICE_SIZE;
+    owned_set(a, true);
+    return a;
+}
+
+static void arena_unlink(rcgc_arena *a) {
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        arena_list = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+}
+
+/* Unmap an empty arena; on failure it stays listed (and counted). */
+static void arena_release(rcgc_arena *a) {
+    size_t committed = (size_t)a->meta_slices * RCGC_SLICE_SIZE;
+    dirty_map *d = dirty_of(a);
+    for (uint32_t w = 0; w < RCGC_ARENA_SLICES / 64; w++)
+        committed += (size_t)__builtin_popcountll(d->bits[w]) * RCGC_SLICE_SIZE;
+    size_t size = a->size;
+    owned_set(a, false);
+    arena_unlink(a);
+    if (rcgc__os_release(a, size) != 0) {
+        /* Keep it: relink, it can still serve spans. */
+        a->prev = NULL;
+        a->next = arena_list;
+        if (arena_list)
+            arena_list->prev = a;
+        arena_list = a;
+        owned_set(a, true);
+        return;
+    }
+    n_arenas--;
+    reserved_bytes -= size;
+    committed_bytes -= committed;
+}
+
+/* ------------------------------------------------------------------------
+ * Spans
+ * ------------------------------------------------------------------------ */
+
+/* First run of n free slices in a, or -1. */
+static int32_t find_free_run(rcgc_arena *a, uint32_t n) {
+    uint32_t run = 0;
+    for (uint32_t i = a->meta_slices; i < a->nslices; i++) {
+        uint64_t word = a->slice_bits[i / 64];
+        if (i % 64 == 0 && word == ~(uint64_t)0) {
+            run = 0;
+            i += 63;
+            continue;
+        }
+        if (bit_get(a->slice_bits, i)) {
+            run = 0;
+        } else if (++run == n) {
+            return (int32_t)(i + 1 - n);
+        }
+    }
+    return -1;
+}
+
+typedef struct {
+    uint8_t kind, tag, size_class;
+    uint32_t block_size;        /* 0 for large: the whole span */
+} span_desc;
+
+static rcgc_page *span_take(rcgc_arena *a, uint32_t first, uint32_t n, const span_desc *sd) {
+    dirty_map *d = dirty_of(a);
+    uint32_t described = a->is_huge ? 1 : n;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t s = first + i;
+        if (!a->is_huge) {
+            bit_put(a->slice_bits, s, true);
+            if (!bit_get(d->bits, s)) {
+                bit_put(d->bits, s, true);
+                committed_bytes += RCGC_SLICE_SIZE;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < described; i++)
+        desc_set(&a->page[first + i], sd->kind, i);
+    a->slices_used += n;
+    rcgc_page *pg = &a->page[first];
+    size_t bytes = (size_t)n * RCGC_SLICE_SIZE;
+    pg->nslices = n;
+    pg->start = (uint8_t *)a + (size_t)first * RCGC_SLICE_SIZE;
+    pg->tag = sd->tag;
+    pg->size_class = sd->size_class;
+    if (sd->kind == RCGC_PAGE_LARGE) {
+        pg->block_size = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
+        pg->capacity = pg->reserved = 1;
+        __atomic_store_n(&pg->used, 1, __ATOMIC_RELAXED);
+    } else {
+        pg->block_size = sd->block_size;
+        pg->capacity = (uint32_t)(bytes / sd->block_size);
+    }
+    return pg;
+}
+
+static rcgc_page *alloc_span_locked(uint32_t n, const span_desc *sd) {
+    for (rcgc_arena *a = arena_list; a; a = a->next) {
+        if (a->is_huge || a->nslices - a->slices_used - a->meta_slices < n)
+            continue;
+        int32_t first = find_free_run(a, n);
+        if (first >= 0)
+            return span_take(a, (uint32_t)first, n, sd);
+    }
+    rcgc_arena *a = arena_new(RCGC_ARENA_SIZE, false);
+    if (!a)
+        return NULL;
+    return span_take(a, a->meta_slices, n, sd);
+}
+
+rcgc_page *rcgc__arena_alloc_span(uint32_t nslices, uint8_t kind, uint8_t tag, uint8_t size_class,
+                                  uint32_t block_size) {
+    RCGC_ASSERT(nslices >= 1 && nslices <= RCGC_ARENA_SLICES - ARENA_META_SLICES);
+    RCGC_ASSERT(kind == RCGC_PAGE_LARGE || block_size > 0);
+    span_desc sd = {kind, tag, size_class, block_size};
+    pthread_mutex_lock(&arena_lock);
+    rcgc_page *pg = alloc_span_locked(nslices, &sd);
+    pthread_mutex_unlock(&arena_lock);
+    if (!pg)
+        errno = ENOMEM;
+    return pg;
+}
+
+rcgc_page *rcgc__arena_alloc_large(size_t size, uint8_t tag) {
+    if (size > ((size_t)1 << 46)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t slices = (size + RCGC_SLICE_SIZE - 1) / RCGC_SLICE_SIZE;
+    if (slices == 0)
+        slices = 1;
+    if (slices <= RCGC_ARENA_SLICES - ARENA_META_SLICES)
+        return rcgc__arena_alloc_span((uint32_t)slices, RCGC_PAGE_LARGE, tag, 0, 0);
+    span_desc sd = {RCGC_PAGE_LARGE, tag, 0, 0};
+
+    /* Huge: an arena of its own, holding one span. */
+    size_t total = (ARENA_META_SLICES + slices) * RCGC_SLICE_SIZE;
+    pthread_mutex_lock(&arena_lock);
+    rcgc_page *pg = NULL;
+    rcgc_arena *a = arena_new(total, true);
+    if (a) {
+        committed_bytes += slices * RCGC_SLICE_SIZE;
+        pg = span_take(a, a->meta_slices, (uint32_t)slices, &sd);
+    }
+    pthread_mutex_unlock(&arena_lock);
+    if (!pg)
+        errno = ENOMEM;
+    return pg;
+}
+
+static size_t empty_arenas_locked(void) {
+    size_t n = 0;
+    for (rcgc_arena *a = arena_list; a; a = a->next)
+        n += (a->slices_used == 0 && !a->is_huge);
+    return n;
+}
+
+void rcgc__arena_free_span(rcgc_page *pg) {
+    rcgc_arena *a = rcgc__arena_of(pg);
+    uint32_t first = (uint32_t)(pg - a->page);
+    uint32_t n = pg->nslices;
+    RCGC_ASSERT(a->magic == RCGC_ARENA_MAGIC && pg->slice_offset == 0);
+
+    pthread_mutex_lock(&arena_lock);
+    if (a->is_huge) {
+        desc_set(pg, RCGC_PAGE_FREE, 0);
+        a->slices_used = 0;
+        /* The span's commit is dropped with the mapping. */
+        committed_bytes -= (size_t)n * RCGC_SLICE_SIZE;
+        size_t size = a->size;
+        owned_set(a, false);
+        arena_unlink(a);
+        if (rcgc__os_release(a, size) == 0) {
+            n_arenas--;
+            reserved_bytes -= size;
+            committed_bytes -= (size_t)a->meta_slices * RCGC_SLICE_SIZE;
+        } else {
+            /* Could not unmap: keep the huge arena listed, empty, and retry
+             * when the next span is freed or at shutdown. */
+            committed_bytes += (size_t)n * RCGC_SLICE_SIZE;
+            a->prev = NULL;
+            a->next = arena_list;
+            if (arena_list)
+                arena_list->prev = a;
+            arena_list = a;
+            owned_set(a, true);
+        }
+        pthread_mutex_unlock(&arena_lock);
+        return;
+    }
+
+    /* Reset the span's descriptor for its next use; kind and slice_offset
+     * are reset atomically below (rcgc__arena_owns reads them unlocked). */
+    memset(pg, 0, offsetof(rcgc_page, nslices));
+    pg->nslices = 0;
+    pg->size_class = 0;
+    pg->tag = 0;
+    pg->abandoned = 0;
+    pg->thread_free.head = NULL;
+    pg->thread_free.generation = NULL;
+    atomic_store_explicit(&pg->heap, NULL, memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++) {
+        desc_set(&a->page[first + i], RCGC_PAGE_FREE, 0);
+        bit_put(a->slice_bits, first + i, false);
+    }
+    a->slices_used -= n;
+    if (rcgc__option(RCGC_OPT_PURGE) &&
+        rcgc__os_purge((uint8_t *)a + (size_t)first * RCGC_SLICE_SIZE,
+                       (size_t)n * RCGC_SLICE_SIZE) == 0) {
+        dirty_map *d = dirty_of(a);
+        for (uint32_t i = 0; i < n; i++) {
+            if (bit_get(d->bits, first + i)) {
+                bit_put(d->bits, first + i, false);
+                committed_bytes -= RCGC_SLICE_SIZE;
+            }
+        }
+    }
+    if (a->slices_used == 0 && empty_arenas_locked() > (size_t)rcgc__option(RCGC_OPT_ARENA_CACHE))
+        arena_release(a);
+    pthread_mutex_unlock(&arena_lock);
+}
+
+/* ------------------------------------------------------------------------
+ * Lookups and iteration
+ * ------------------------------------------------------------------------ */
+
+int rcgc__arena_owns(const void *p) {
+    if (!owned_test(p))
+        return 0;
+    rcgc_arena *a = rcgc__arena_of(p);
+    uintptr_t idx = ((uintptr_t)p - (uintptr_t)a) >> RCGC_SLICE_SHIFT;
+    if (idx >= RCGC_ARENA_SLICES)
+        return 0;   /* beyond the first 64 MiB of a huge block: not a block start */
+    rcgc_page *pg = &a->page[idx];
+    uint8_t kind = __atomic_load_n(&pg->kind, __ATOMIC_RELAXED);
+    return kind != RCGC_PAGE_FREE && kind != RCGC_PAGE_META;
+}
+
+int rcgc__arena_foreach_span(int (*fn)(rcgc_page *pg, void *arg), void *arg) {
+    int rc = 0;
+    pthread_mutex_lock(&arena_lock);
+    for (rcgc_arena *a = arena_list; a && !rc; a = a->next) {
+        uint32_t limit = a->is_huge ? a->meta_slices + 1 : a->nslices;
+        for (uint32_t i = a->meta_slices; i < limit && !rc; i++) {
+            rcgc_page *pg = &a->page[i];
+            if (pg->kind == RCGC_PAGE_FREE || pg->slice_offset != 0)
+                continue;
+            rc = fn(pg, arg);
+            i += pg->nslices - 1;
+        }
+    }
+    pthread_mutex_unlock(&arena_lock);
+    return rc;
+}
+
+void rcgc__arena_stats(size_t *reserved, size_t *committed, size_t *arenas) {
+    pthread_mutex_lock(&arena_lock);
+    *reserved = reserved_bytes;
+    *committed = committed_bytes;
+    *arenas = n_arenas;
+    pthread_mutex_unlock(&arena_lock);
+}
+
+void rcgc__arena_release_all(void) {
+    pthread_mutex_lock(&arena_lock);
+    while (arena_list) {
+        rcgc_arena *a = arena_list;
+        size_t size = a->size;
+        owned_set(a, false);
+        arena_unlink(a);
+        (void)rcgc__os_release(a, size);    /* shutdown: nothing to fall back to */
+    }
+    n_arenas = 0;
+    reserved_bytes = 0;
+    committed_bytes = 0;
+    pthread_mutex_unlock(&arena_lock);
+}

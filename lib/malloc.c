@@ -1,0 +1,64 @@
+/*
+ * Raw memory from the per-thread heaps: rcgc_malloc and friends.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "thread.h"
+
+void *rcgc_malloc(size_t size) {
+    rcgc_thread *t = rcgc__thread_require("rcgc_malloc");
+    return rcgc__heap_alloc(&t->heap, RCGC_TAG_RAW, size);
+}
+
+void *rcgc_calloc(size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = rcgc_malloc(total);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}
+
+/* A pointer that is not a block start of an rcgc heap: fatal, naming it. */
+RCGC_COLD __attribute__((noreturn)) static void bad_free(const void *p, const char *why) {
+    RCGC_FATAL("rcgc_free(%p): %s", p, why);
+}
+
+void rcgc_free(void *p) {
+    if (!p)
+        return;
+    rcgc_thread *t = rcgc__thread_require("rcgc_free");
+    /* Cheap checks that stay on in release builds: alignment, and that p
+     * lies in an arena (one bitmap load). The block-start check costs a
+     * division and runs at debug level 2. */
+    if (rcgc_unlikely(((uintptr_t)p & (RCGC_ALIGN - 1)) != 0))
+        bad_free(p, "pointer is not 16-byte aligned, so rcgc did not allocate it");
+    if (rcgc_unlikely(!rcgc__arena_owns(p)))
+        bad_free(p, "pointer is not in any rcgc arena (not allocated by rcgc, or already released)");
+#if RCGC_DEBUG_LEVEL >= 2
+    if (rcgc__heap_block_start(p) != p)
+        bad_free(p, "pointer is inside a block, not at its start");
+#endif
+    rcgc__heap_free(&t->heap, p);
+}
+
+size_t rcgc_usable_size(const void *p) {
+    if (!p)
+        return 0;
+    if (!rcgc__arena_owns(p))
+        RCGC_FATAL("rcgc_usable_size(%p): pointer is not in any rcgc arena", p);
+    return rcgc__block_size(p);
+}
+
+int rcgc_owns(const void *p) {
+    return p && rcgc__heap_block_start(p) == p;
+}
+
+void rcgc_heap_collect(void) {
+    rcgc_thread *t = rcgc__thread_require("rcgc_heap_collect");
+    rcgc__heap_collect(&t->heap);
+}

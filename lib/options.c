@@ -1,0 +1,68 @@
+/*
+ * The option table: every runtime option, its default, what it does and
+ * its environment variable. Read once by rcgc_init (config fields win over
+ * the environment, the environment over the default).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+typedef struct {
+    const char *env;        /* RCGC_<NAME> */
+    long        def;
+    long        min, max;
+    const char *doc;
+} option_desc;
+
+static const option_desc table[RCGC_OPT_COUNT] = {
+    [RCGC_OPT_PURGE]        = {"RCGC_PURGE", 1, 0, 1,
+                               "give the memory of empty pages back to the OS at once (madvise)"},
+    [RCGC_OPT_ARENA_CACHE]  = {"RCGC_ARENA_CACHE", 1, 0, 1024,
+                               "empty 64 MiB arenas kept reserved for reuse instead of unmapped"},
+    [RCGC_OPT_FAULT_OS_NTH] = {"RCGC_FAULT_OS_NTH", 0, 0, 1L << 40,
+                               "testing: make the Nth OS memory call fail (0: never)"},
+};
+
+/* Written by rcgc_init before any other thread can use the runtime, then
+ * only read; relaxed atomics keep concurrent init/read pairs well defined. */
+static long values[RCGC_OPT_COUNT];
+static _Atomic int loaded;
+
+static long from_env(const option_desc *d) {
+    const char *s = getenv(d->env);
+    if (!s || !*s)
+        return d->def;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 0);
+    if (errno || *end || v < d->min || v > d->max)
+        return d->def;     /* a bad value is ignored, as Python does with PYTHONxxx */
+    return v;
+}
+
+/* A config field: 0 means "not set", -1 means "off / none". */
+static void from_config(rcgc_option o, int field) {
+    if (field > 0)
+        __atomic_store_n(&values[o], field > table[o].max ? table[o].max : field, __ATOMIC_RELAXED);
+    else if (field < 0)
+        __atomic_store_n(&values[o], 0, __ATOMIC_RELAXED);
+}
+
+void rcgc__options_load(const rcgc_config *cfg) {
+    for (int i = 0; i < RCGC_OPT_COUNT; i++)
+        __atomic_store_n(&values[i], from_env(&table[i]), __ATOMIC_RELAXED);
+    if (cfg) {
+        from_config(RCGC_OPT_PURGE, cfg->purge);
+        from_config(RCGC_OPT_ARENA_CACHE, cfg->arena_cache);
+    }
+    atomic_store_explicit(&loaded, 1, memory_order_release);
+}
+
+long rcgc__option(rcgc_option o) {
+    if (rcgc_unlikely(!atomic_load_explicit(&loaded, memory_order_acquire)))
+        return table[o].def;
+    return __atomic_load_n(&values[o], __ATOMIC_RELAXED);
+}
+
+const char *rcgc__option_name(rcgc_option o) { return table[o].env; }

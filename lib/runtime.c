@@ -1,0 +1,100 @@
+/*
+ * Runtime life cycle (rcgc_init, rcgc_shutdown) and the fatal-error path.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "os.h"
+#include "thread.h"
+
+/* ------------------------------------------------------------------------
+ * Fatal errors: one path for every broken invariant and detected misuse.
+ * ------------------------------------------------------------------------ */
+
+static void default_fatal_handler(const char *message) {
+    fprintf(stderr, "%s\n", message);
+    fflush(stderr);
+    abort();
+}
+
+static _Atomic(rcgc_fatal_handler) fatal_handler = default_fatal_handler;
+
+rcgc_fatal_handler rcgc_set_fatal_handler(rcgc_fatal_handler h) {
+    return atomic_exchange_explicit(&fatal_handler, h ? h : default_fatal_handler,
+                                    memory_order_acq_rel);
+}
+
+void rcgc__fatal(const char *file, int line, const char *func, const char *fmt, ...) {
+    char msg[1024];
+    int n = snprintf(msg, sizeof msg, "rcgc: fatal error: ");
+    va_list ap;
+    va_start(ap, fmt);
+    n += vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (n < (int)sizeof msg) {
+        rcgc_thread *t = rcgc__tls_thread;
+        char name[32] = "";
+        pthread_getname_np(pthread_self(), name, sizeof name);
+        if (t)
+            n += snprintf(msg + n, sizeof msg - (size_t)n,
+                          "\n  thread: tid %ld \"%s\" (rcgc thread #%llu)", (long)syscall(SYS_gettid),
+                          name, (unsigned long long)t->serial);
+        else
+            n += snprintf(msg + n, sizeof msg - (size_t)n,
+                          "\n  thread: tid %ld \"%s\" (not attached)", (long)syscall(SYS_gettid), name);
+    }
+    if (n < (int)sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, "\n  detected at %s:%d in %s()", file, line, func);
+    atomic_load_explicit(&fatal_handler, memory_order_acquire)(msg);
+    /* A handler must not return into rcgc: the state it reported is broken. */
+    abort();
+}
+
+/* ------------------------------------------------------------------------
+ * Init and shutdown
+ * ------------------------------------------------------------------------ */
+
+static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int rcgc_init(const rcgc_config *cfg) {
+    pthread_mutex_lock(&lifecycle_lock);
+    if (rcgc__runtime_initialized()) {
+        pthread_mutex_unlock(&lifecycle_lock);
+        return EBUSY;
+    }
+    rcgc__options_load(cfg);
+    long nth = rcgc__option(RCGC_OPT_FAULT_OS_NTH);
+    if (nth > 0)
+        rcgc__os_fail_nth((uint64_t)nth);
+    int err = rcgc__thread_registry_init();
+    if (!err) {
+        err = rcgc_thread_attach();
+        if (err)
+            rcgc__thread_registry_shutdown();
+    }
+    pthread_mutex_unlock(&lifecycle_lock);
+    return err;
+}
+
+void rcgc_shutdown(void) {
+    pthread_mutex_lock(&lifecycle_lock);
+    if (!rcgc__runtime_initialized()) {
+        pthread_mutex_unlock(&lifecycle_lock);
+        return;
+    }
+    size_t others = rcgc__thread_count() - (rcgc__tls_thread ? 1 : 0);
+    if (others)
+        RCGC_FATAL("rcgc_shutdown called while %zu other thread(s) are still attached: "
+                   "detach (or join) them first", others);
+    if (rcgc__tls_thread)
+        rcgc_thread_detach();
+    rcgc__heap_collect_abandoned();
+    rcgc__thread_registry_shutdown();
+    rcgc__arena_release_all();
+    pthread_mutex_unlock(&lifecycle_lock);
+}
