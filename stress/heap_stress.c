@@ -1,0 +1,743 @@
+/*
+ * heap_stress: torture test of the per-thread heaps (lib/heap.c, arena.c).
+ *
+ * NOT A BENCHMARK. The ops/s it prints only shows that it is making
+ * progress; every operation carries verification work that a real program
+ * would not do.
+ *
+ * Each worker thread attaches and runs a random schedule of:
+ *   - allocate a block (mostly 1..512 bytes, some medium up to 32 KiB,
+ *     rarely large 64 KiB..2 MiB; a few zero-sized and calloc'd), check
+ *     alignment, rcgc_usable_size and rcgc_owns, and fill its whole usable
+ *     size with a header (magic, size, origin) and a canary derived from
+ *     (address, size, seed);
+ *   - free one of its live blocks after verifying the canary;
+ *   - hand a live block to another thread's mailbox; the receiver verifies
+ *     it and frees it (a cross-thread free) or keeps it as its own;
+ *   - detach and re-attach, keeping its live blocks across the detach (their
+ *     pages are abandoned and may be adopted by other heaps meanwhile),
+ *     verifying them while detached and freeing them after re-attaching;
+ *   - exit: hand every live block to the mailboxes, detach and end; the main
+ *     thread then starts a successor for the slot (thread churn);
+ *   - free everything it holds (pages empty and go back to the arena).
+ * Overlapping blocks, blocks written by the allocator while live (free-list
+ * links in a live block...) and blocks moved by adoption all show up as
+ * canary mismatches naming the block, its origin and the offset.
+ *
+ * At the end every block is freed and rcgc_stats_get must report nothing in
+ * use. Any violation makes the exit status 1.
+ *
+ * Determinism: each worker draws its schedule from its own RNG seeded by
+ * (seed, slot, generation), so with --threads=1 the same seed gives the same
+ * schedule (compare the "schedule hash" of two runs with --ops); with more
+ * threads the interleaving varies. Under sanitizers the program shrinks its
+ * live set and its largest blocks, and detaches and churns more often.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rcgc.h"
+#include "stress/stress_util.h"
+
+/* ------------------------------------------------------------------------
+ * Tunables
+ * ------------------------------------------------------------------------ */
+#define SMALL_MAX   512u
+#define MEDIUM_MAX  (32u << 10)
+#define LARGE_MIN   (64u << 10)
+#if STRESS_SANITIZER
+#define LARGE_MAX         (256u << 10)
+#define MAX_LIVE_DEFAULT  200ul
+#define MAX_LIVE_CAP      1000ul     /* --max-live is clamped to this */
+#define DETACH_PER_M      200u       /* rare events, per million operations */
+#define EXIT_PER_M        50u
+#define FREE_ALL_PER_M    100u
+#else
+#define LARGE_MAX         (2u << 20)
+#define MAX_LIVE_DEFAULT  2000ul
+#define MAX_LIVE_CAP      1000000ul
+#define DETACH_PER_M      20u
+#define EXIT_PER_M        2u
+#define FREE_ALL_PER_M    10u
+#endif
+
+#define OPS_BATCH   64u    /* operations between checks of the stop flag */
+#define RECV_BATCH  64u    /* blocks taken from a mailbox at once */
+#define HDR_MAGIC   0x48535452u  /* "HSTR" */
+
+/* ------------------------------------------------------------------------
+ * Blocks
+ * ------------------------------------------------------------------------ */
+
+/* A live block as its holder records it (in its live set or a mailbox). */
+typedef struct blk {
+    unsigned char *p;
+    uint32_t size;      /* bytes asked for */
+    uint32_t usable;    /* rcgc_usable_size at allocation: must not change */
+    uint32_t origin;    /* allocating thread: slot << 16 | generation */
+} blk;
+
+/* The first 16 bytes of a block of at least 16 bytes; smaller blocks hold
+ * canary only (their size lives in the holder's record). */
+typedef struct blk_header {
+    uint32_t magic;     /* HDR_MAGIC */
+    uint32_t size;
+    uint32_t origin;
+    uint32_t check;     /* low half of the canary key: ties it to the address */
+} blk_header;
+
+_Static_assert(sizeof(blk_header) == 16, "header must keep the canary 8-byte aligned");
+
+static uint64_t g_seed;
+
+static uint64_t canary_key(const void *p, uint32_t size) {
+    return stress_mix64((uint64_t)(uintptr_t)p ^ ((uint64_t)size << 40) ^ g_seed);
+}
+
+/* The canary word at byte offset `off` (a multiple of 8). */
+static inline uint64_t canary_word(uint64_t key, size_t off) {
+    return key + (uint64_t)off * 0x9E3779B97F4A7C15ull;
+}
+
+static size_t canary_start(uint32_t size) { return size >= sizeof(blk_header) ? sizeof(blk_header) : 0; }
+
+static void block_fill(const blk *b) {
+    uint64_t key = canary_key(b->p, b->size);
+    size_t off = canary_start(b->size);
+    if (off) {
+        blk_header h = { HDR_MAGIC, b->size, b->origin, (uint32_t)key };
+        memcpy(b->p, &h, sizeof h);
+    }
+    for (; off + 8 <= b->usable; off += 8) {
+        uint64_t w = canary_word(key, off);
+        memcpy(b->p + off, &w, 8);
+    }
+    if (off < b->usable) {
+        uint64_t w = canary_word(key, off);
+        memcpy(b->p + off, &w, b->usable - off);
+    }
+}
+
+static const char *origin_str(uint32_t origin, char buf[32]) {
+    snprintf(buf, 32, "%u.%u", origin >> 16, origin & 0xFFFFu);
+    return buf;
+}
+
+/* Report the first corrupted byte of b; `when` says what was being done. */
+static void report_corruption(const blk *b, size_t off, unsigned want, unsigned got,
+                              const char *what, const char *when, uint32_t checker) {
+    char o1[32], o2[32];
+    stress_violation("block %p (size %u, usable %u, allocated by thread %s) %s corrupted at "
+                     "offset %zu: expected 0x%02x, found 0x%02x; found by thread %s %s",
+                     (void *)b->p, b->size, b->usable, origin_str(b->origin, o1), what, off,
+                     want, got, origin_str(checker, o2), when);
+}
+
+/* Verify b's header and canary (plain reads: safe while detached). */
+static int block_verify(const blk *b, const char *when, uint32_t checker) {
+    uint64_t key = canary_key(b->p, b->size);
+    size_t off = canary_start(b->size);
+    if (off) {
+        blk_header want = { HDR_MAGIC, b->size, b->origin, (uint32_t)key }, got;
+        memcpy(&got, b->p, sizeof got);
+        if (memcmp(&want, &got, sizeof want) != 0) {
+            const unsigned char *w = (const unsigned char *)&want, *g = (const unsigned char *)&got;
+            size_t i = 0;
+            while (w[i] == g[i])
+                i++;
+            report_corruption(b, i, w[i], g[i], "header", when, checker);
+            return -1;
+        }
+    }
+    for (; off < b->usable; off += 8) {
+        uint64_t w = canary_word(key, off), g = 0;
+        size_t n = b->usable - off < 8 ? b->usable - off : 8;
+        memcpy(&g, b->p + off, n);
+        if (n < 8)
+            w &= ((uint64_t)1 << (8 * n)) - 1;
+        if (w != g) {
+            size_t i = 0;
+            while (((w >> (8 * i)) & 0xFF) == ((g >> (8 * i)) & 0xFF))
+                i++;
+            report_corruption(b, off + i, (unsigned)(w >> (8 * i)) & 0xFF,
+                              (unsigned)(g >> (8 * i)) & 0xFF, "canary", when, checker);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The checks that need rcgc (the caller is attached and holds b). */
+static void block_check_rcgc(const blk *b, const char *when, uint32_t checker) {
+    char o1[32], o2[32];
+    if (!rcgc_owns(b->p))
+        stress_violation("rcgc_owns(%p) == 0 for a live block (size %u, allocated by thread %s), "
+                         "thread %s %s",
+                         (void *)b->p, b->size, origin_str(b->origin, o1),
+                         origin_str(checker, o2), when);
+    size_t u = rcgc_usable_size(b->p);
+    if (u != b->usable)
+        stress_violation("rcgc_usable_size(%p) changed from %u to %zu (size %u, allocated by "
+                         "thread %s), thread %s %s",
+                         (void *)b->p, b->usable, u, b->size, origin_str(b->origin, o1),
+                         origin_str(checker, o2), when);
+}
+
+/* ------------------------------------------------------------------------
+ * Slots: one per worker thread position. A slot outlives its threads
+ * (churn replaces the thread, not the slot), and so do its mailbox and
+ * counters.
+ * ------------------------------------------------------------------------ */
+enum { SLOT_RUNNING = 0, SLOT_EXITED, SLOT_DONE };
+
+/* Counters: written only by the slot's current thread (relaxed load+store,
+ * a plain move on x86), read by main for progress and, after join, for the
+ * summary. Successive threads of a slot are ordered by join/create. */
+typedef struct slot_counters {
+    _Atomic uint64_t ops, live, allocs, callocs, larges, frees, sent, received, kept,
+        mailbox_full, detaches, exits;
+    _Atomic uint64_t sched_hash;    /* running hash of (op, size): the schedule */
+} slot_counters;
+
+typedef struct slot {
+    /* Mailbox: a ring of blocks handed to this slot; guarded by `lock`. */
+    pthread_mutex_t lock;
+    blk *ring;
+    uint32_t cap, head, count;
+
+    /* Main thread only. */
+    pthread_t thread;
+    unsigned generation;
+    int joined;
+
+    _Atomic int state;              /* SLOT_*: written by the worker (release),
+                                       read by main (acquire), reset by main */
+    _Alignas(64) slot_counters c;   /* own cache line: the mailbox lock is shared */
+} slot;
+
+static slot *g_slots;
+static unsigned g_nslots;
+static unsigned long g_max_live = MAX_LIVE_DEFAULT;
+static unsigned long g_ops_limit;   /* per slot; 0: run for --seconds */
+static _Atomic int g_stop;
+
+#define BUMP(field, n) \
+    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
+#define LOAD(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+static int mailbox_put(slot *s, const blk *b) {
+    int ok = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->count < s->cap) {
+        s->ring[(s->head + s->count) % s->cap] = *b;
+        s->count++;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static size_t mailbox_take(slot *s, blk *out, size_t max) {
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock);
+    while (n < max && s->count > 0) {
+        out[n++] = s->ring[s->head];
+        s->head = (s->head + 1) % s->cap;
+        s->count--;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static size_t mailbox_count(slot *s) {
+    pthread_mutex_lock(&s->lock);
+    size_t n = s->count;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Workers
+ * ------------------------------------------------------------------------ */
+typedef struct worker {
+    slot *s;
+    unsigned id;
+    uint32_t origin;    /* id << 16 | generation */
+    stress_rng rng;
+    blk *live;          /* live set, at most g_max_live */
+    size_t nlive;
+} worker;
+
+static void sched_note(worker *w, uint64_t op, uint64_t arg) {
+    uint64_t h = LOAD(w->s->c.sched_hash);
+    atomic_store_explicit(&w->s->c.sched_hash, stress_mix64(h ^ (op << 56) ^ arg),
+                          memory_order_relaxed);
+}
+
+/* Verify, check with rcgc, free; counts the free. */
+static void free_checked(worker *w, const blk *b, const char *when) {
+    block_verify(b, when, w->origin);
+    block_check_rcgc(b, when, w->origin);
+    rcgc_free(b->p);
+    BUMP(w->s->c.frees, 1);
+}
+
+static uint32_t pick_size(worker *w) {
+    uint64_t u = stress_rng_below(&w->rng, 4096);
+    if (u < 4)
+        return 0;                                                     /* unique block */
+    if (u < 2048)
+        return (uint32_t)stress_rng_range(&w->rng, 1, 64);            /* hot small classes */
+    if (u < 3890)
+        return (uint32_t)stress_rng_range(&w->rng, 1, SMALL_MAX);
+    if (u < 4095)
+        return (uint32_t)stress_rng_range(&w->rng, SMALL_MAX + 1, MEDIUM_MAX);
+    BUMP(w->s->c.larges, 1);
+    return (uint32_t)stress_rng_range(&w->rng, LARGE_MIN, LARGE_MAX);
+}
+
+static void op_alloc(worker *w) {
+    uint32_t size = pick_size(w);
+    int use_calloc = stress_rng_one_in(&w->rng, 16);
+    sched_note(w, 1 + use_calloc, size);
+    unsigned char *p;
+    if (use_calloc) {
+        p = (size & 1) ? rcgc_calloc(size, 1) : rcgc_calloc(1, size);
+        BUMP(w->s->c.callocs, 1);
+    } else {
+        p = rcgc_malloc(size);
+    }
+    if (!p) {
+        stress_violation("rcgc_%s(%u) returned NULL (errno %d) with %zu blocks live in thread %u",
+                         use_calloc ? "calloc" : "malloc", size, errno, w->nlive, w->id);
+        return;
+    }
+    BUMP(w->s->c.allocs, 1);
+    if ((uintptr_t)p % 16 != 0)
+        stress_violation("rcgc_malloc(%u) returned %p: not 16-byte aligned", size, (void *)p);
+    if (!rcgc_owns(p))
+        stress_violation("rcgc_owns(%p) == 0 for a fresh block of %u bytes", (void *)p, size);
+    size_t usable = rcgc_usable_size(p);
+    if (usable < size || usable > (size_t)UINT32_MAX) {
+        stress_violation("rcgc_usable_size(%p) == %zu for a block of %u bytes", (void *)p, usable,
+                         size);
+        usable = size;
+    }
+    if (use_calloc) {
+        for (uint32_t i = 0; i < size; i++) {
+            if (p[i] != 0) {
+                stress_violation("rcgc_calloc block %p of %u bytes: byte %u is 0x%02x, not 0",
+                                 (void *)p, size, i, p[i]);
+                break;
+            }
+        }
+    }
+    blk b = { p, size, (uint32_t)usable, w->origin };
+    block_fill(&b);
+    w->live[w->nlive++] = b;
+}
+
+static blk take_random(worker *w) {
+    size_t i = stress_rng_below(&w->rng, w->nlive);
+    blk b = w->live[i];
+    w->live[i] = w->live[--w->nlive];
+    return b;
+}
+
+static void op_free(worker *w) {
+    blk b = take_random(w);
+    sched_note(w, 3, b.size);
+    free_checked(w, &b, "before freeing it");
+}
+
+static unsigned pick_target(worker *w, int others_only) {
+    if (g_nslots == 1)
+        return 0;
+    if (!others_only)
+        return (unsigned)stress_rng_below(&w->rng, g_nslots);
+    unsigned t = (unsigned)stress_rng_below(&w->rng, g_nslots - 1);
+    return t >= w->id ? t + 1 : t;
+}
+
+/* Hand b to slot `t`; if its mailbox is full, free b here. */
+static void send(worker *w, const blk *b, unsigned t) {
+    block_verify(b, "before sending it", w->origin);
+    if (mailbox_put(&g_slots[t], b)) {
+        BUMP(w->s->c.sent, 1);
+    } else {
+        BUMP(w->s->c.mailbox_full, 1);
+        free_checked(w, b, "before freeing it (mailbox full)");
+    }
+}
+
+static void op_send(worker *w) {
+    blk b = take_random(w);
+    unsigned t = pick_target(w, 1);
+    sched_note(w, 4, t);
+    send(w, &b, t);
+}
+
+/* Take blocks from our mailbox: verify each, then free it (a cross-thread
+ * free when another thread allocated it) or, one in four, keep it. */
+static void op_receive(worker *w) {
+    blk got[RECV_BATCH];
+    size_t n = mailbox_take(w->s, got, RECV_BATCH);
+    sched_note(w, 5, n);
+    for (size_t i = 0; i < n; i++) {
+        BUMP(w->s->c.received, 1);
+        if (w->nlive < g_max_live && stress_rng_one_in(&w->rng, 4)) {
+            block_verify(&got[i], "on receiving it", w->origin);
+            block_check_rcgc(&got[i], "on receiving it", w->origin);
+            w->live[w->nlive++] = got[i];
+            BUMP(w->s->c.kept, 1);
+        } else {
+            free_checked(w, &got[i], "on receiving it");
+        }
+    }
+}
+
+static void free_all(worker *w, const char *when) {
+    while (w->nlive > 0)
+        free_checked(w, &w->live[--w->nlive], when);
+}
+
+static void verify_all(worker *w, const char *when) {
+    for (size_t i = 0; i < w->nlive; i++)
+        block_verify(&w->live[i], when, w->origin);
+}
+
+static void attach_or_die(worker *w) {
+    int rc = rcgc_thread_attach();
+    if (rc != 0)
+        stress_die("rcgc_thread_attach failed in thread %u: %s", w->id, strerror(rc));
+    if (rcgc_is_attached() != 1)
+        stress_violation("rcgc_is_attached() != 1 right after rcgc_thread_attach (thread %u)",
+                         w->id);
+}
+
+/* Detach with live blocks: their pages are abandoned, other heaps may adopt
+ * them and allocate their free blocks meanwhile; ours must stay intact. */
+static void op_detach(worker *w) {
+    sched_note(w, 6, w->nlive);
+    BUMP(w->s->c.detaches, 1);
+    verify_all(w, "before detaching");
+    rcgc_thread_detach();
+    if (rcgc_is_attached() != 0)
+        stress_violation("rcgc_is_attached() != 0 after rcgc_thread_detach (thread %u)", w->id);
+    /* Give the others time to adopt our pages. */
+    if (stress_rng_one_in(&w->rng, 2))
+        stress_sleep_us((unsigned long)stress_rng_range(&w->rng, 10, 300));
+    else
+        sched_yield();
+    verify_all(w, "while detached");
+    attach_or_die(w);
+    free_all(w, "after re-attaching");
+}
+
+/* Leave for good: hand every live block to the mailboxes (our own slot's
+ * goes to our successor), detach; main starts the successor. */
+static void op_exit(worker *w) {
+    sched_note(w, 7, w->nlive);
+    BUMP(w->s->c.exits, 1);
+    while (w->nlive > 0) {
+        blk b = w->live[--w->nlive];
+        send(w, &b, pick_target(w, 0));
+    }
+    rcgc_thread_detach();
+}
+
+/* Once per thread: misuse the API in the ways that must fail cleanly. */
+static void api_checks(worker *w) {
+    int rc = rcgc_thread_attach();
+    if (rc != EBUSY)
+        stress_violation("rcgc_thread_attach on an attached thread returned %d, not EBUSY", rc);
+    errno = 0;
+    void *p = rcgc_calloc(SIZE_MAX / 8 + 1, 16);
+    if (p != NULL || errno != ENOMEM)
+        stress_violation("rcgc_calloc overflow returned %p with errno %d, not NULL + ENOMEM", p,
+                         errno);
+    rcgc_free(NULL);
+}
+
+static void *worker_main(void *arg) {
+    slot *s = arg;
+    worker w = { .s = s, .id = (unsigned)(s - g_slots) };
+    w.origin = (uint32_t)w.id << 16 | (s->generation & 0xFFFFu);
+    stress_rng_seed(&w.rng, g_seed, (uint64_t)w.id << 32 | s->generation);
+    w.live = calloc(g_max_live, sizeof *w.live);
+    if (!w.live)
+        stress_die("out of memory for the live set");
+
+    attach_or_die(&w);
+    api_checks(&w);
+
+    /* Thresholds of the rare events out of 2^20 draws. */
+    const uint64_t t_detach = (uint64_t)DETACH_PER_M * (1u << 20) / 1000000u;
+    const uint64_t t_exit = t_detach + (uint64_t)EXIT_PER_M * (1u << 20) / 1000000u;
+    const uint64_t t_freeall = t_exit + (uint64_t)FREE_ALL_PER_M * (1u << 20) / 1000000u;
+    int exiting = 0;
+
+    while (!exiting && !atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+        if (g_ops_limit && LOAD(s->c.ops) >= g_ops_limit)
+            break;
+        unsigned k;
+        for (k = 0; k < OPS_BATCH && !exiting; k++) {
+            uint64_t r = stress_rng_below(&w.rng, 1u << 20);
+            if (r < t_detach) {
+                op_detach(&w);
+            } else if (r < t_exit) {
+                op_exit(&w);
+                exiting = 1;
+            } else if (r < t_freeall) {
+                sched_note(&w, 8, w.nlive);
+                free_all(&w, "before freeing it (free all)");
+            } else {
+                unsigned op = (unsigned)(r % 1000);
+                if (op < 500)
+                    w.nlive < g_max_live ? op_alloc(&w) : op_free(&w);
+                else if (op < 850)
+                    w.nlive > 0 ? op_free(&w) : op_alloc(&w);
+                else if (op < 930)
+                    w.nlive > 0 ? op_send(&w) : op_alloc(&w);
+                else
+                    op_receive(&w);
+            }
+        }
+        atomic_store_explicit(&s->c.live, w.nlive, memory_order_relaxed);
+        BUMP(s->c.ops, k);
+    }
+
+    if (!exiting) {
+        /* Stop or op limit: free what we hold and what was sent to us;
+         * main collects what arrives after. */
+        free_all(&w, "before freeing it (end of run)");
+        op_receive(&w);
+        while (w.nlive > 0 || mailbox_count(s) > 0) {
+            free_all(&w, "before freeing it (end of run)");
+            op_receive(&w);
+        }
+        rcgc_thread_detach();
+    }
+    atomic_store_explicit(&s->c.live, 0, memory_order_relaxed);
+    free(w.live);
+    atomic_store_explicit(&s->state, exiting ? SLOT_EXITED : SLOT_DONE, memory_order_release);
+    return NULL;
+}
+
+static void spawn(slot *s) {
+    atomic_store_explicit(&s->state, SLOT_RUNNING, memory_order_relaxed);
+    s->joined = 0;
+    int rc = pthread_create(&s->thread, NULL, worker_main, s);
+    if (rc != 0)
+        stress_die("pthread_create: %s", strerror(rc));
+}
+
+static void join(slot *s) {
+    if (!s->joined) {
+        pthread_join(s->thread, NULL);
+        s->joined = 1;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Main thread
+ * ------------------------------------------------------------------------ */
+static void fatal_handler(const char *message) {
+    fprintf(stderr, "%s: rcgc fatal error (seed %llu): %s\n", stress_prog,
+            (unsigned long long)g_seed, message);
+    fflush(stderr);
+    abort();
+}
+
+static uint64_t sum(size_t field_offset) {
+    uint64_t t = 0;
+    for (unsigned i = 0; i < g_nslots; i++)
+        t += atomic_load_explicit(
+            (_Atomic uint64_t *)((char *)&g_slots[i].c + field_offset), memory_order_relaxed);
+    return t;
+}
+#define SUM(field) sum(offsetof(slot_counters, field))
+
+static void progress(uint64_t start, double dt, uint64_t ops_delta) {
+    rcgc_stats st;
+    rcgc_stats_get(&st);
+    uint64_t in_mail = 0;
+    for (unsigned i = 0; i < g_nslots; i++)
+        in_mail += mailbox_count(&g_slots[i]);
+    stress_progress(start,
+                    "%8.0f ops/s  live %7llu (+%llu in mailboxes)  heap in use %8.2f MiB "
+                    "(%zu blocks, %zu pages, %zu abandoned, %zu threads)  churn %llu",
+                    dt > 0 ? (double)ops_delta / dt : 0.0, (unsigned long long)SUM(live),
+                    (unsigned long long)in_mail, (double)st.bytes_in_use / (1024.0 * 1024.0),
+                    st.blocks_in_use, st.pages, st.pages_abandoned, st.threads_attached,
+                    (unsigned long long)SUM(exits));
+}
+
+/* After every worker ended: free what is left in the mailboxes (main is
+ * attached; these frees land on abandoned pages). */
+static uint64_t drain_mailboxes(void) {
+    uint64_t n = 0;
+    blk got[RECV_BATCH];
+    for (unsigned i = 0; i < g_nslots; i++) {
+        size_t k;
+        while ((k = mailbox_take(&g_slots[i], got, RECV_BATCH)) > 0) {
+            for (size_t j = 0; j < k; j++) {
+                block_verify(&got[j], "before freeing it (main, end of run)", 0xFFFFu << 16);
+                block_check_rcgc(&got[j], "before freeing it (main, end of run)", 0xFFFFu << 16);
+                rcgc_free(got[j].p);
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+#define CHECK_ZERO(st, field)                                                               \
+    do {                                                                                    \
+        if ((st).field != 0)                                                                \
+            stress_violation("after every block was freed and every worker detached, "      \
+                             "rcgc_stats_get reports " #field " == %zu, not 0",             \
+                             (size_t)(st).field);                                           \
+    } while (0)
+
+int main(int argc, char **argv) {
+    stress_options opt = { .threads = 4, .seconds = 5 };
+    stress_extra_opt extra[] = {
+        { "max-live", &g_max_live, 1, ~0ul, "live blocks per thread at most" },
+        { "ops", &g_ops_limit, 0, ~0ul, "operations per thread slot, then stop (0: run for --seconds)" },
+    };
+    stress_parse_options(argc, argv, &opt, extra, sizeof extra / sizeof extra[0]);
+    g_seed = opt.seed;
+    g_nslots = opt.threads;
+    if (g_max_live > MAX_LIVE_CAP) {
+        printf("%s: --max-live capped at %lu in this build\n", stress_prog, MAX_LIVE_CAP);
+        g_max_live = MAX_LIVE_CAP;
+    }
+
+    printf("%s: torture test, not a benchmark: threads %u, seconds %g, max-live %lu, "
+           "seed %llu%s%s\n",
+           stress_prog, opt.threads, opt.seconds, g_max_live, (unsigned long long)g_seed,
+           opt.seed_given ? "" : " (pass --seed to repeat)",
+           STRESS_SANITIZER ? ", sanitizer build: reduced work" : "");
+    fflush(stdout);
+
+    int rc = rcgc_init(NULL);
+    if (rc != 0)
+        stress_die("rcgc_init: %s", strerror(rc));
+    rcgc_set_fatal_handler(fatal_handler);
+
+    g_slots = calloc(g_nslots, sizeof *g_slots);
+    if (!g_slots)
+        stress_die("out of memory");
+    for (unsigned i = 0; i < g_nslots; i++) {
+        slot *s = &g_slots[i];
+        pthread_mutex_init(&s->lock, NULL);
+        s->cap = (uint32_t)(g_max_live * 2 + 256);
+        s->ring = calloc(s->cap, sizeof *s->ring);
+        if (!s->ring)
+            stress_die("out of memory for mailboxes");
+    }
+
+    uint64_t start = stress_now_ns(), last = start, last_ops = 0;
+    uint64_t deadline = start + (uint64_t)(opt.seconds * 1e9);
+    for (unsigned i = 0; i < g_nslots; i++)
+        spawn(&g_slots[i]);
+
+    /* Supervise: replace exited threads, print progress, stop on time,
+     * on the op limit or at the first violation. */
+    for (;;) {
+        stress_sleep_us(2000);
+        unsigned done = 0;
+        for (unsigned i = 0; i < g_nslots; i++) {
+            slot *s = &g_slots[i];
+            int state = atomic_load_explicit(&s->state, memory_order_acquire);
+            if (state == SLOT_EXITED && !atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+                join(s);
+                s->generation++;
+                spawn(s);
+            } else if (state == SLOT_DONE) {
+                done++;
+            }
+        }
+        uint64_t now = stress_now_ns();
+        if (now - last >= 1000000000u) {
+            uint64_t ops = SUM(ops);
+            progress(start, (double)(now - last) / 1e9, ops - last_ops);
+            last = now;
+            last_ops = ops;
+        }
+        if (done == g_nslots || stress_violation_count() > 0 ||
+            (!g_ops_limit && now >= deadline))
+            break;
+    }
+    atomic_store_explicit(&g_stop, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < g_nslots; i++)
+        join(&g_slots[i]);
+    double elapsed = stress_seconds_since(start);
+
+    uint64_t main_frees = drain_mailboxes();
+    uint64_t allocs = SUM(allocs), frees = SUM(frees) + main_frees;
+
+    rcgc_stats st;
+    rcgc_stats_get(&st);
+    uint64_t ops = SUM(ops);
+    printf("%s: ran %.2fs: %llu ops (%.0f/s, not a benchmark), %llu allocs (%llu calloc, "
+           "%llu large), %llu frees, %llu handed over (%llu kept by the receiver, %llu freed by "
+           "main at the end), %llu mailbox full, %llu detaches, %llu thread exits\n",
+           stress_prog, elapsed, (unsigned long long)ops, elapsed > 0 ? (double)ops / elapsed : 0,
+           (unsigned long long)allocs, (unsigned long long)SUM(callocs),
+           (unsigned long long)SUM(larges), (unsigned long long)frees,
+           (unsigned long long)SUM(sent), (unsigned long long)SUM(kept),
+           (unsigned long long)main_frees, (unsigned long long)SUM(mailbox_full),
+           (unsigned long long)SUM(detaches), (unsigned long long)SUM(exits));
+    printf("%s: final stats: blocks_in_use %zu, bytes_in_use %zu, large_in_use %zu, pages %zu "
+           "(%zu abandoned), arenas %zu, reserved %.1f MiB, committed %.1f MiB, allocs_total %zu, "
+           "frees_total %zu, remote_frees_total %zu, threads_attached %zu\n",
+           stress_prog, st.blocks_in_use, st.bytes_in_use, st.large_in_use, st.pages,
+           st.pages_abandoned, st.arenas, (double)st.bytes_reserved / (1024.0 * 1024.0),
+           (double)st.bytes_committed / (1024.0 * 1024.0), st.allocs_total, st.frees_total,
+           st.remote_frees_total, st.threads_attached);
+    if (g_nslots == 1)
+        printf("%s: schedule hash %016llx (same seed and --ops: same hash)\n", stress_prog,
+               (unsigned long long)LOAD(g_slots[0].c.sched_hash));
+
+    if (allocs != frees)
+        stress_violation("harness bookkeeping: %llu allocs but %llu frees",
+                         (unsigned long long)allocs, (unsigned long long)frees);
+    CHECK_ZERO(st, blocks_in_use);
+    CHECK_ZERO(st, bytes_in_use);
+    CHECK_ZERO(st, large_in_use);
+    for (size_t i = 0; i < st.nclasses && i < RCGC_STATS_NCLASSES; i++)
+        if (st.by_class[i].blocks_in_use != 0)
+            stress_violation("rcgc_stats_get: class %zu (%zu bytes) reports %zu blocks in use "
+                             "after every block was freed",
+                             i, st.by_class[i].block_size, st.by_class[i].blocks_in_use);
+    if (st.threads_attached != 1)
+        stress_violation("rcgc_stats_get reports %zu threads attached; only main is",
+                         st.threads_attached);
+    if (st.allocs_total != allocs || st.frees_total != frees)
+        stress_violation("rcgc_stats_get reports allocs_total %zu and frees_total %zu; the "
+                         "program made %llu allocations and %llu frees",
+                         st.allocs_total, st.frees_total, (unsigned long long)allocs,
+                         (unsigned long long)frees);
+
+    rcgc_shutdown();
+    for (unsigned i = 0; i < g_nslots; i++) {
+        pthread_mutex_destroy(&g_slots[i].lock);
+        free(g_slots[i].ring);
+    }
+    free(g_slots);
+
+    unsigned long v = stress_violation_count();
+    printf("%s: %s: %lu violation%s (seed %llu)\n", stress_prog, v ? "FAIL" : "PASS", v,
+           v == 1 ? "" : "s", (unsigned long long)g_seed);
+    return v ? 1 : 0;
+}

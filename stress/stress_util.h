@@ -1,0 +1,306 @@
+/*
+ * Helpers shared by the torture programs in stress/: option parsing, a
+ * seeded RNG, time, resident memory, progress lines and violation counting.
+ *
+ * Header-only (every function static): each stress program is a single
+ * translation unit, so the state below (the violation counter, the program
+ * name) is per program. Thread-safety: everything may be called from any
+ * thread except stress_parse_options, which runs once in main.
+ *
+ * Torture programs are not benchmarks: their figures (ops/s) only show that
+ * the program is making progress.
+ */
+#ifndef RCGC_STRESS_UTIL_H
+#define RCGC_STRESS_UTIL_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------
+ * Sanitizers: the programs shrink their work under them. The Bazel
+ * sanitizer configs pass -DRCGC_SANITIZER=1; the compiler's own macros
+ * catch builds made outside Bazel.
+ * ------------------------------------------------------------------------ */
+#if defined(RCGC_SANITIZER) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define STRESS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define STRESS_SANITIZER 1
+#endif
+#endif
+#ifndef STRESS_SANITIZER
+#define STRESS_SANITIZER 0
+#endif
+
+/* ------------------------------------------------------------------------
+ * Program name and violations
+ * ------------------------------------------------------------------------ */
+static const char *stress_prog = "stress";
+static _Atomic unsigned long stress_violations;
+
+/* Violations printed in full; later ones are only counted. */
+#define STRESS_MAX_REPORTS 25
+
+/* Record a broken expectation (a bug in the code under test): counted
+ * always, printed for the first STRESS_MAX_REPORTS. */
+__attribute__((format(printf, 1, 2)))
+static inline void stress_violation(const char *fmt, ...) {
+    unsigned long n = atomic_fetch_add_explicit(&stress_violations, 1, memory_order_relaxed) + 1;
+    if (n > STRESS_MAX_REPORTS) {
+        if (n == STRESS_MAX_REPORTS + 1)
+            fprintf(stderr, "%s: VIOLATION: further violations are counted, not printed\n",
+                    stress_prog);
+        return;
+    }
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: VIOLATION: %s\n", stress_prog, buf);
+}
+
+static inline unsigned long stress_violation_count(void) {
+    return atomic_load_explicit(&stress_violations, memory_order_relaxed);
+}
+
+/* A failure of the test harness itself (no memory for bookkeeping, a
+ * thread that cannot start): not a finding about the code under test. */
+__attribute__((noreturn, format(printf, 1, 2)))
+static inline void stress_die(const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s: error: ", stress_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+/* ------------------------------------------------------------------------
+ * Time
+ * ------------------------------------------------------------------------ */
+static inline uint64_t stress_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline double stress_seconds_since(uint64_t start_ns) {
+    return (double)(stress_now_ns() - start_ns) / 1e9;
+}
+
+static inline void stress_sleep_us(unsigned long us) {
+    struct timespec ts = { (time_t)(us / 1000000u), (long)(us % 1000000u) * 1000 };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * RNG: xorshift64* (Vigna, "An experimental exploration of Marsaglia's
+ * xorshift generators, scrambled", 2016), seeded through splitmix64 so
+ * that nearby seeds give unrelated streams. One per thread, never shared.
+ * ------------------------------------------------------------------------ */
+typedef struct stress_rng { uint64_t s; } stress_rng;
+
+static inline uint64_t stress_mix64(uint64_t z) {   /* splitmix64 finaliser */
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Seed a stream from the run's seed and a stream number (thread slot,
+ * generation...): same inputs, same stream. */
+static inline void stress_rng_seed(stress_rng *r, uint64_t seed, uint64_t stream) {
+    r->s = stress_mix64(seed ^ stress_mix64(stream + 0x632BE59BD9B4E019ull));
+    if (r->s == 0)
+        r->s = 0x2545F4914F6CDD1Dull;   /* xorshift's one forbidden state */
+}
+
+static inline uint64_t stress_rng_next(stress_rng *r) {
+    uint64_t x = r->s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Uniform in [0, n), n > 0 (the multiply-shift bias is negligible here). */
+static inline uint64_t stress_rng_below(stress_rng *r, uint64_t n) {
+    return (uint64_t)(((unsigned __int128)stress_rng_next(r) * n) >> 64);
+}
+
+/* Uniform in [lo, hi]. */
+static inline uint64_t stress_rng_range(stress_rng *r, uint64_t lo, uint64_t hi) {
+    return lo + stress_rng_below(r, hi - lo + 1);
+}
+
+/* True with probability 1/n. */
+static inline int stress_rng_one_in(stress_rng *r, uint64_t n) {
+    return stress_rng_below(r, n) == 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Resident memory from /proc/self/statm (second field, in pages).
+ * ------------------------------------------------------------------------ */
+static inline double stress_rss_mib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1.0;
+    unsigned long size = 0, resident = 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    if (n != 2)
+        return -1.0;
+    long page = sysconf(_SC_PAGESIZE);
+    return (double)resident * (double)(page > 0 ? page : 4096) / (1024.0 * 1024.0);
+}
+
+/* ------------------------------------------------------------------------
+ * Progress: one line, prefixed with the program, elapsed time and RSS.
+ * ------------------------------------------------------------------------ */
+__attribute__((format(printf, 2, 3)))
+static inline void stress_progress(uint64_t start_ns, const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    printf("%s: %6.1fs  rss %7.1f MiB  %s\n", stress_prog, stress_seconds_since(start_ns),
+           stress_rss_mib(), buf);
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------------
+ * Options. Every program takes --threads, --seconds and --seed; a program
+ * adds its own through a table of stress_extra_opt. Accepted forms:
+ * --name=value and --name value. --help prints the table and exits 0.
+ * ------------------------------------------------------------------------ */
+typedef struct stress_options {
+    unsigned threads;       /* worker threads */
+    double   seconds;       /* run time */
+    uint64_t seed;          /* the run's seed (random unless given) */
+    int      seed_given;    /* 1 if --seed was passed */
+} stress_options;
+
+typedef struct stress_extra_opt {
+    const char *name;       /* without the leading dashes */
+    unsigned long *value;   /* holds the default; overwritten if given */
+    unsigned long min, max;
+    const char *help;
+} stress_extra_opt;
+
+static inline int stress_parse_ulong(const char *s, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    if (*s == '-' || *s == '\0')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static inline int stress_parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !(v >= 0))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static inline void stress_usage(FILE *f, const stress_options *o, const stress_extra_opt *extra,
+                         size_t nextra) {
+    fprintf(f, "usage: %s [options]\n", stress_prog);
+    fprintf(f, "  %-14s worker threads (default %u)\n", "--threads=N", o->threads);
+    fprintf(f, "  %-14s run time in seconds (default %g)\n", "--seconds=S", o->seconds);
+    fprintf(f, "  %-14s seed; same seed, same single-thread schedule (default random)\n",
+            "--seed=N");
+    for (size_t i = 0; i < nextra; i++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s=N", extra[i].name);
+        fprintf(f, "  %-14s %s (default %lu)\n", flag, extra[i].help, *extra[i].value);
+    }
+}
+
+/* Parse argv into *o (which holds the defaults) and the extra table.
+ * Exits 2 on a malformed option, 0 after --help. */
+static inline void stress_parse_options(int argc, char **argv, stress_options *o,
+                                 const stress_extra_opt *extra, size_t nextra) {
+    if (argc > 0 && argv[0]) {
+        const char *slash = strrchr(argv[0], '/');
+        stress_prog = slash ? slash + 1 : argv[0];
+    }
+    o->seed_given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            stress_usage(stdout, o, extra, nextra);
+            exit(0);
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            stress_usage(stderr, o, extra, nextra);
+            stress_die("unexpected argument '%s'", arg);
+        }
+        char name[64];
+        const char *val;
+        const char *eq = strchr(arg + 2, '=');
+        size_t len = eq ? (size_t)(eq - (arg + 2)) : strlen(arg + 2);
+        if (len >= sizeof name)
+            stress_die("unknown option '%s'", arg);
+        memcpy(name, arg + 2, len);
+        name[len] = '\0';
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            stress_die("option --%s needs a value", name);
+        }
+
+        unsigned long long u;
+        if (strcmp(name, "threads") == 0) {
+            if (stress_parse_ulong(val, &u) || u < 1 || u > 1024)
+                stress_die("--threads wants 1..1024, not '%s'", val);
+            o->threads = (unsigned)u;
+        } else if (strcmp(name, "seconds") == 0) {
+            if (stress_parse_double(val, &o->seconds) || o->seconds > 86400)
+                stress_die("--seconds wants a number of seconds, not '%s'", val);
+        } else if (strcmp(name, "seed") == 0) {
+            if (stress_parse_ulong(val, &u))
+                stress_die("--seed wants an unsigned integer, not '%s'", val);
+            o->seed = u;
+            o->seed_given = 1;
+        } else {
+            size_t k;
+            for (k = 0; k < nextra; k++)
+                if (strcmp(name, extra[k].name) == 0)
+                    break;
+            if (k == nextra) {
+                stress_usage(stderr, o, extra, nextra);
+                stress_die("unknown option '--%s'", name);
+            }
+            if (stress_parse_ulong(val, &u) || u < extra[k].min || u > extra[k].max)
+                stress_die("--%s wants %lu..%lu, not '%s'", name, extra[k].min, extra[k].max,
+                           val);
+            *extra[k].value = (unsigned long)u;
+        }
+    }
+    if (!o->seed_given)
+        o->seed = stress_mix64(stress_now_ns() ^ ((uint64_t)getpid() << 32)) & 0xFFFFFFFFFFFFull;
+}
+
+#endif /* RCGC_STRESS_UTIL_H */
