@@ -41,6 +41,56 @@ int   rcgc_thread_attach(void);            /* 0 or errno (EBUSY: already attache
 void  rcgc_thread_detach(void);            /* abandons the thread's pages to other heaps */
 int   rcgc_is_attached(void);              /* 1 if the calling thread is attached */
 
+static inline void rcgc_safepoint(void);  /* inline poll below: one load, one branch */
+void  rcgc_blocking_begin(void);           /* the collector never waits for a thread in here */
+void  rcgc_blocking_end(void);             /* waits for a pause in progress to end */
+void  rcgc_thread_set_name(const char *name); /* for watchdog and fatal messages (also pthread_setname_np) */
+
+/* ------------------------------------------------------------------------
+ * Types
+ * ------------------------------------------------------------------------ */
+typedef int  (*rcgc_visit_fn)(void *obj, void *arg);   /* non-zero stops a traversal */
+
+#define RCGC_TYPE_SHARED_READ 0x1u  /* readers may use rcgc_load_ref: memory reuse waits a grace period */
+
+typedef struct rcgc_type {
+    const char *name;
+    size_t      size;                                   /* payload bytes; 0: variable, see rcgc_new_var */
+    int  (*traverse)(void *self, rcgc_visit_fn visit, void *arg); /* NULL: holds no references, untracked */
+    void (*clear)(void *self);                          /* drop references (breaks garbage cycles) */
+    void (*finalize)(void *self);                       /* PEP 442: at most once, may resurrect */
+    void (*destroy)(void *self);                        /* release non-managed resources before free */
+    unsigned    flags;                                  /* RCGC_TYPE_SHARED_READ, ... */
+} rcgc_type;
+
+/* traverse calls visit only for non-NULL references. */
+#define RCGC_VISIT(p)                                                  \
+    do {                                                               \
+        if (p) {                                                       \
+            int rcgc_visit_rc_ = visit((void *)(p), arg);              \
+            if (rcgc_visit_rc_)                                        \
+                return rcgc_visit_rc_;                                 \
+        }                                                              \
+    } while (0)
+
+/* ------------------------------------------------------------------------
+ * Objects. The header sits before the returned pointer; the payload is
+ * zeroed and 16-byte aligned. A new object has count 1, owned by the
+ * calling thread.
+ * ------------------------------------------------------------------------ */
+void  *rcgc_new(const rcgc_type *t);                    /* NULL + ENOMEM (EINVAL: size 0 type) */
+void  *rcgc_new_var(const rcgc_type *t, size_t size);   /* payload of `size` bytes */
+static inline void rcgc_incref(void *o);
+static inline void rcgc_decref(void *o);
+static inline void rcgc_xincref(void *o);               /* NULL allowed */
+static inline void rcgc_xdecref(void *o);
+void   rcgc_set(void **slot, void *value);              /* incref value, store, decref old */
+void  *rcgc_load_ref(void *const *slot);                /* new strong ref or NULL; RCGC_TYPE_SHARED_READ */
+size_t rcgc_refcount(const void *o);                    /* approximate while other threads count */
+const rcgc_type *rcgc_typeof(const void *o);
+void   rcgc_immortalize(void *o);                       /* counting stops; never freed. Call before sharing */
+int    rcgc_is_immortal(const void *o);
+
 /* ------------------------------------------------------------------------
  * Raw memory from the per-thread heaps (like PyMem_Malloc).
  * Blocks are 16-byte aligned. Any attached thread may free a block that
@@ -87,6 +137,14 @@ typedef struct rcgc_stats {
     size_t frees_total;
     size_t remote_frees_total; /* frees by a thread other than the page's owner */
     size_t threads_attached;
+    /* Objects */
+    size_t objects_shared_read_pending; /* freed SHARED_READ objects waiting for a grace period */
+    /* Safepoints and pauses (time to safepoint over the last 4096 pauses) */
+    uint64_t pauses;
+    uint64_t ttsp_p50_ns, ttsp_p99_ns, ttsp_max_ns;
+    uint64_t pause_max_ns, pause_total_ns;
+    uint64_t watchdog_reports;
+    uint64_t safepoint_slow_polls;  /* safepoint slow paths taken, all threads */
     size_t nclasses;        /* entries of by_class in use */
     rcgc_class_stats by_class[RCGC_STATS_NCLASSES];
 } rcgc_stats;
@@ -94,6 +152,96 @@ typedef struct rcgc_stats {
 /* A consistent-enough snapshot: per-thread counters are merged without
  * stopping threads, so totals may be off by operations in flight. */
 void  rcgc_stats_get(rcgc_stats *out);
+
+typedef struct rcgc_thread_stats {
+    uint64_t serial;        /* rcgc's thread number, never reused */
+    long     tid;           /* OS thread id */
+    char     name[32];
+    uint64_t safepoint_slow_polls;
+    uint64_t pause_requests;/* pauses this thread was asked to stop for */
+    size_t   allocs, frees;
+} rcgc_thread_stats;
+/* Per-thread figures of up to `max` attached threads; returns how many
+ * threads are attached (may exceed max). */
+size_t rcgc_stats_threads(rcgc_thread_stats *out, size_t max);
+
+
+/* ------------------------------------------------------------------------
+ * Inline fast paths. Everything below this line is implementation: the
+ * layout may change between versions (rebuild against the new header).
+ * Each function is kept to a handful of instructions with one unlikely
+ * branch to an out-of-line slow path.
+ * ------------------------------------------------------------------------ */
+struct rcgc_thread;
+/* The calling thread's state, NULL if unattached (initial-exec TLS: one
+ * %fs-relative load). */
+extern __thread struct rcgc_thread *rcgc__tls_thread __attribute__((tls_model("initial-exec")));
+/* Non-zero when the calling thread has safepoint work (a pause request,
+ * merges to do, a grace period to report). Written by other threads. */
+extern __thread uint32_t rcgc__tls_poll __attribute__((tls_model("initial-exec")));
+
+/* The object header: 32 bytes before the payload.
+ *   owner   the owning thread, RCGC__UNOWNED (1) once the counts are
+ *           merged: never equal to a thread, nor to an unattached thread's
+ *           NULL. Written by the owner (merge), read by everyone (relaxed).
+ *   local   owner-only count (relaxed atomics so readers never tear);
+ *           RCGC__IMMORTAL marks an immortal object.
+ *   gc      collector bits (see lib/object.h).
+ *   shared  (count << 2) | state, atomic; state: 0 default, 1 may have weak
+ *           references, 2 queued to the owner for a merge, 3 merged.
+ *   type    the object's type. */
+typedef struct rcgc__header {
+    uintptr_t owner;
+    uint32_t  local;
+    uint32_t  gc;
+    intptr_t  shared;
+    const rcgc_type *type;
+} rcgc__header;
+
+#define RCGC__IMMORTAL    UINT32_MAX
+#define RCGC__UNOWNED     ((uintptr_t)1)
+#define RCGC__SHARED_SHIFT 2
+
+#define RCGC__HDR(o) ((rcgc__header *)(o) - 1)
+
+void rcgc__incref_shared(void *o);
+void rcgc__decref_shared(void *o);
+void rcgc__decref_local_slow(void *o);
+void rcgc__safepoint_slow(void);
+
+static inline void rcgc_safepoint(void) {
+    if (__builtin_expect(__atomic_load_n(&rcgc__tls_poll, __ATOMIC_RELAXED) != 0, 0))
+        rcgc__safepoint_slow();
+}
+
+static inline void rcgc_incref(void *o) {
+    rcgc__header *h = RCGC__HDR(o);
+    uint32_t local = __atomic_load_n(&h->local, __ATOMIC_RELAXED) + 1;
+    if (local == 0)
+        return;     /* immortal: UINT32_MAX + 1 wraps */
+    if (__builtin_expect(__atomic_load_n(&h->owner, __ATOMIC_RELAXED) == (uintptr_t)rcgc__tls_thread, 1))
+        __atomic_store_n(&h->local, local, __ATOMIC_RELAXED);
+    else
+        rcgc__incref_shared(o);
+}
+
+static inline void rcgc_decref(void *o) {
+    rcgc__header *h = RCGC__HDR(o);
+    uint32_t local = __atomic_load_n(&h->local, __ATOMIC_RELAXED);
+    if (local == RCGC__IMMORTAL)
+        return;
+    if (__builtin_expect(__atomic_load_n(&h->owner, __ATOMIC_RELAXED) == (uintptr_t)rcgc__tls_thread, 1)) {
+        if (__builtin_expect(local > 1, 1))
+            __atomic_store_n(&h->local, local - 1, __ATOMIC_RELAXED);
+        else
+            rcgc__decref_local_slow(o);     /* 1 -> 0: merge or free; 0: misuse */
+    } else {
+        rcgc__decref_shared(o);
+    }
+}
+
+static inline void rcgc_xincref(void *o) { if (o) rcgc_incref(o); }
+static inline void rcgc_xdecref(void *o) { if (o) rcgc_decref(o); }
 
 #ifdef __cplusplus
 }

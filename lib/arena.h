@@ -71,6 +71,27 @@ typedef struct rcgc_arena {
 
 #define RCGC_ARENA_MAGIC 0x72636763415245ULL /* "rcgcARE" */
 
+/* Lock-free stacks on ck_stack_t's layout. ck's own operations read the
+ * head with ck_pr_load_ptr, and on x86-64 ck_pr_fas_ptr is emulated with
+ * that load and a CAS: a volatile load, which ThreadSanitizer does not see
+ * as atomic, so every push/pop pair would be reported as a race. These
+ * helpers use compiler atomics for every shared access (and store the link
+ * atomically: see heap.c, thread_free_push). Multi-producer push, and a
+ * pop of the whole stack with one exchange (so no ABA problem). */
+static inline void rcgc__stack_push(ck_stack_t *s, ck_stack_entry_t *e) {
+    ck_stack_entry_t *head = __atomic_load_n(&s->head, __ATOMIC_RELAXED);
+    do {
+        __atomic_store_n(&e->next, head, __ATOMIC_RELAXED);
+    } while (!__atomic_compare_exchange_n(&s->head, &head, e, true, __ATOMIC_RELEASE,
+                                          __ATOMIC_RELAXED));
+}
+static inline ck_stack_entry_t *rcgc__stack_pop_all(ck_stack_t *s) {
+    return __atomic_exchange_n(&s->head, NULL, __ATOMIC_ACQUIRE);
+}
+static inline bool rcgc__stack_empty(ck_stack_t *s) {
+    return __atomic_load_n(&s->head, __ATOMIC_RELAXED) == NULL;
+}
+
 /* Pointer -> arena -> page: arithmetic only. Valid for any pointer into a
  * span's first 64 MiB; p must lie in an rcgc arena (see rcgc__arena_owns). */
 static inline rcgc_arena *rcgc__arena_of(const void *p) {

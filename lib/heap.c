@@ -157,8 +157,8 @@ static bool page_collect(rcgc_page *pg) {
         }
         pg->local_free = NULL;
     }
-    if (ck_pr_load_ptr(&pg->thread_free.head) != NULL) {
-        rcgc_block *list = (rcgc_block *)ck_stack_batch_pop_upmc(&pg->thread_free);
+    if (!rcgc__stack_empty(&pg->thread_free)) {
+        rcgc_block *list = (rcgc_block *)rcgc__stack_pop_all(&pg->thread_free);
         if (list) {
             uint32_t n = 1;
             rcgc_block *t = list;
@@ -414,6 +414,13 @@ static bool free_adopting(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
     return true;
 }
 
+/* The link is stored atomically (rcgc__stack_push): a detaching owner may
+ * read the first word of a block (an object's owner field) while another
+ * thread frees it (refcount.c, rcgc__merge_owned). */
+static void thread_free_push(rcgc_page *pg, rcgc_block *b) {
+    rcgc__stack_push(&pg->thread_free, (ck_stack_entry_t *)b);
+}
+
 RCGC_NOINLINE
 void rcgc__heap_free_slow(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
     if (pg->kind == RCGC_PAGE_LARGE) {
@@ -439,7 +446,7 @@ void rcgc__heap_free_slow(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
         RCGC_STAT_ADD(h->stat.frees, 1);
         RCGC_STAT_ADD(h->stat.remote_frees, 1);
         RCGC_STAT_ADD(h->stat.remote_free_bytes, pg->block_size);
-        ck_stack_push_upmc(&pg->thread_free, (ck_stack_entry_t *)b);
+        thread_free_push(pg, b);
         return;
     }
 }
@@ -527,7 +534,7 @@ int rcgc__page_visit(rcgc_page *pg, rcgc_block_visitor fn, void *arg) {
     memset(bits, 0, words * sizeof bits[0]);
     mark_list(pg, pg->free, bits);
     mark_list(pg, pg->local_free, bits);
-    mark_list(pg, (const rcgc_block *)ck_pr_load_ptr(&pg->thread_free.head), bits);
+    mark_list(pg, (const rcgc_block *)__atomic_load_n(&pg->thread_free.head, __ATOMIC_ACQUIRE), bits);
     for (size_t w = 0; w < words; w++) {
         uint64_t live = ~bits[w];
         if (w == words - 1 && pg->reserved % 64)
@@ -554,4 +561,15 @@ int rcgc__heap_visit(int tag, rcgc_block_visitor fn, void *arg) {
         rc = rcgc__page_visit(pages[i], fn, arg);
     rcgc__heap_pages_free(pages, bytes);
     return rc;
+}
+
+int rcgc__heap_visit_own(rcgc_heap *h, unsigned tag, rcgc_block_visitor fn, void *arg) {
+    for (unsigned c = 1; c < RCGC_NCLASSES; c++) {
+        for (rcgc_page *pg = h->queue[tag][c].first; pg; pg = pg->next) {
+            int rc = rcgc__page_visit(pg, fn, arg);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
 }

@@ -125,6 +125,8 @@ void   rcgc__heap_pages_free(rcgc_page **pages, size_t bytes);
 int    rcgc__page_visit(rcgc_page *pg, rcgc_block_visitor fn, void *arg);
 /* Visit every allocated block of `tag` (every tag if tag < 0). */
 int    rcgc__heap_visit(int tag, rcgc_block_visitor fn, void *arg);
+/* Visit the allocated blocks of `tag` on the pages h owns (not large ones). */
+int    rcgc__heap_visit_own(rcgc_heap *h, unsigned tag, rcgc_block_visitor fn, void *arg);
 
 /* Abandoned pages (statistics). */
 size_t rcgc__heap_abandoned_pages(void);

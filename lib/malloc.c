@@ -8,6 +8,7 @@
 
 void *rcgc_malloc(size_t size) {
     rcgc_thread *t = rcgc__thread_require("rcgc_malloc");
+    rcgc_safepoint();   /* allocating threads cannot hold up a pause */
     return rcgc__heap_alloc(&t->heap, RCGC_TAG_RAW, size);
 }
 

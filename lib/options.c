@@ -22,6 +22,8 @@ static const option_desc table[RCGC_OPT_COUNT] = {
                                "empty 64 MiB arenas kept reserved for reuse instead of unmapped"},
     [RCGC_OPT_FAULT_OS_NTH] = {"RCGC_FAULT_OS_NTH", 0, 0, 1L << 40,
                                "testing: make the Nth OS memory call fail (0: never)"},
+    [RCGC_OPT_WATCHDOG_MS]  = {"RCGC_WATCHDOG_MS", 1000, 0, 3600000,
+                               "a pause that waits this long for one thread prints its name (0: off)"},
 };
 
 /* Written by rcgc_init before any other thread can use the runtime, then

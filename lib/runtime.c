@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "qsbr.h"
 #include "thread.h"
 
 /* ------------------------------------------------------------------------
@@ -91,8 +92,10 @@ void rcgc_shutdown(void) {
     if (others)
         RCGC_FATAL("rcgc_shutdown called while %zu other thread(s) are still attached: "
                    "detach (or join) them first", others);
-    if (rcgc__tls_thread)
+    if (rcgc__tls_thread) {
+        rcgc__qsbr_barrier();   /* every deferred free done while we still have a heap */
         rcgc_thread_detach();
+    }
     rcgc__heap_collect_abandoned();
     rcgc__thread_registry_shutdown();
     rcgc__arena_release_all();

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "heap.h"
+#include "qsbr.h"
+#include "safepoint.h"
 #include "thread.h"
 
 static int add_span(rcgc_page *pg, void *arg) {
@@ -50,6 +52,7 @@ static void add_thread(rcgc_thread *t, void *arg) {
     rcgc__thread_heap_stats(t, c);
     add_counters(ctx->s, &ctx->remote_bytes, c);
     ctx->s->threads_attached++;
+    ctx->s->safepoint_slow_polls += atomic_load_explicit(&t->polls_slow, memory_order_relaxed);
 }
 
 static size_t sub_floor(size_t a, size_t b) { return a > b ? a - b : 0; }
@@ -74,7 +77,47 @@ void rcgc_stats_get(rcgc_stats *out) {
     rcgc__thread_retired_stats(retired);
     add_counters(out, &ctx.remote_bytes, retired);
 
+    rcgc_pause_stats ps;
+    rcgc__pause_stats(&ps);
+    out->pauses = ps.pauses;
+    out->ttsp_p50_ns = ps.ttsp_p50_ns;
+    out->ttsp_p99_ns = ps.ttsp_p99_ns;
+    out->ttsp_max_ns = ps.ttsp_max_ns;
+    out->pause_max_ns = ps.pause_max_ns;
+    out->pause_total_ns = ps.pause_total_ns;
+    out->watchdog_reports = ps.watchdog_reports;
+    out->objects_shared_read_pending = rcgc__qsbr_pending();
+
     /* Frees in flight: pushed by other threads, not yet collected. */
     out->blocks_in_use = sub_floor(out->blocks_in_use, sub_floor(out->remote_frees_total, coll_blocks));
     out->bytes_in_use = sub_floor(out->bytes_in_use, sub_floor(ctx.remote_bytes, coll_bytes));
+}
+
+typedef struct {
+    rcgc_thread_stats *out;
+    size_t max, n;
+} threads_ctx;
+
+static void add_thread_stats(rcgc_thread *t, void *arg) {
+    threads_ctx *ctx = arg;
+    if (ctx->n < ctx->max) {
+        rcgc_thread_stats *o = &ctx->out[ctx->n];
+        size_t c[RCGC_RETIRED_NSTATS];
+        rcgc__thread_heap_stats(t, c);
+        memset(o, 0, sizeof *o);
+        o->serial = t->serial;
+        o->tid = (long)t->tid;
+        memcpy(o->name, t->name, sizeof o->name);
+        o->safepoint_slow_polls = atomic_load_explicit(&t->polls_slow, memory_order_relaxed);
+        o->pause_requests = __atomic_load_n(&t->stw_requests, __ATOMIC_RELAXED);
+        o->allocs = c[0];
+        o->frees = c[1];
+    }
+    ctx->n++;
+}
+
+size_t rcgc_stats_threads(rcgc_thread_stats *out, size_t max) {
+    threads_ctx ctx = {out, max, 0};
+    rcgc__thread_foreach(add_thread_stats, &ctx);
+    return ctx.n;
 }

@@ -11,11 +11,16 @@
  * detach and by statistics: never on an allocation or free path.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "object.h"
 #include "os.h"
+#include "qsbr.h"
+#include "safepoint.h"
 #include "thread.h"
 
 RCGC_TLS rcgc_thread *rcgc__tls_thread;
@@ -35,6 +40,26 @@ static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static int exit_key_error;
 
 static void detach_state(rcgc_thread *t);
+
+/* The registry lock. A pause holds it from start to end, so an attached
+ * thread that finds it taken waits in a blocking region: the pause must
+ * not wait for it. */
+void rcgc__registry_lock(void) {
+    if (pthread_mutex_trylock(&registry_lock) == 0)
+        return;
+    rcgc_thread *t = rcgc__tls_thread;
+    bool attached = t && atomic_load_explicit(&t->state, memory_order_relaxed) == RCGC_ATTACHED &&
+                    !rcgc__world_stopped_by_me();
+    if (attached)
+        rcgc__safepoint_go_detached(t);
+    pthread_mutex_lock(&registry_lock);
+    if (attached)
+        rcgc__safepoint_go_attached(t);  /* no pause can start: we hold its lock */
+}
+
+void rcgc__registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }
+
+rcgc_thread *rcgc__registry_first(void) { return registry; }
 
 /* A thread that exits while attached is detached here. */
 static void on_thread_exit(void *arg) {
@@ -60,6 +85,7 @@ void rcgc__thread_registry_shutdown(void) {
     while (pool) {
         rcgc_thread *t = pool;
         pool = t->next;
+        pthread_mutex_destroy(&t->mq_lock);
         rcgc__os_free(t, sizeof *t);
     }
     memset(retired, 0, sizeof retired);
@@ -78,15 +104,24 @@ int rcgc_thread_attach(void) {
         pool = t->next;
     pthread_mutex_unlock(&registry_lock);
     if (!t) {
-        t = rcgc__os_alloc(sizeof *t);
+        t = rcgc__os_alloc(sizeof *t);     /* zeroed */
         if (!t)
             return ENOMEM;
+        pthread_mutex_init(&t->mq_lock, NULL);
     }
-    memset(t, 0, sizeof *t);
+    memset(t, 0, offsetof(rcgc_thread, mq_lock));
+    pthread_mutex_lock(&t->mq_lock);
+    t->mq.top = NULL;
+    t->mq_dead = 0;
+    pthread_mutex_unlock(&t->mq_lock);
     rcgc__heap_init(&t->heap);
     t->tid = (pid_t)syscall(SYS_gettid);
     t->pthread = pthread_self();
+    pthread_getname_np(t->pthread, t->name, sizeof t->name);
+    rcgc__safepoint_thread_init(t);
     int err = pthread_setspecific(exit_key, t);
+    /* Not attached yet: a plain lock (a pause in progress holds it, and we
+     * wait for the pause to end, as attaching threads must). */
     pthread_mutex_lock(&registry_lock);
     if (err) {
         t->next = pool;
@@ -101,13 +136,23 @@ int rcgc_thread_attach(void) {
         registry->prev = t;
     registry = t;
     n_attached++;
-    pthread_mutex_unlock(&registry_lock);
     rcgc__tls_thread = t;
+    pthread_mutex_unlock(&registry_lock);
+    rcgc__qsbr_thread_online(t);
     return 0;
 }
 
+/* Leave the runtime: no object may name t as owner afterwards, nothing may
+ * wait in its merge queue, its deferred frees are handed on, its pages are
+ * abandoned. Then it leaves the registry (as DETACHED, so a pause in
+ * progress does not wait for it). */
 static void detach_state(rcgc_thread *t) {
+    rcgc__merge_queue_drain(t);
+    rcgc__merge_owned(t);
+    rcgc__merge_queue_close(t);     /* pushers merge themselves from now on */
+    rcgc__qsbr_thread_offline(t);
     rcgc__heap_abandon(&t->heap);
+    rcgc__safepoint_go_detached(t);
     pthread_mutex_lock(&registry_lock);
     if (t->prev)
         t->prev->next = t->next;
@@ -125,6 +170,7 @@ static void detach_state(rcgc_thread *t) {
     pool = t;
     pthread_mutex_unlock(&registry_lock);
     rcgc__tls_thread = NULL;
+    __atomic_store_n(&rcgc__tls_poll, 0, __ATOMIC_RELAXED);
     pthread_setspecific(exit_key, NULL);
 }
 
@@ -142,17 +188,33 @@ RCGC_COLD rcgc_thread *rcgc__thread_require_slow(const char *what) {
 }
 
 size_t rcgc__thread_count(void) {
-    pthread_mutex_lock(&registry_lock);
+    rcgc__registry_lock();
     size_t n = n_attached;
-    pthread_mutex_unlock(&registry_lock);
+    rcgc__registry_unlock();
     return n;
 }
 
 void rcgc__thread_foreach(void (*fn)(rcgc_thread *t, void *arg), void *arg) {
-    pthread_mutex_lock(&registry_lock);
+    if (rcgc__world_stopped_by_me()) {
+        /* The pause holds the registry lock for us. */
+        for (rcgc_thread *t = registry; t; t = t->next)
+            fn(t, arg);
+        return;
+    }
+    rcgc__registry_lock();
     for (rcgc_thread *t = registry; t; t = t->next)
         fn(t, arg);
-    pthread_mutex_unlock(&registry_lock);
+    rcgc__registry_unlock();
+}
+
+void rcgc_thread_set_name(const char *name) {
+    rcgc_thread *t = rcgc__thread_require("rcgc_thread_set_name");
+    char buf[16];
+    snprintf(buf, sizeof buf, "%s", name ? name : "");
+    pthread_setname_np(pthread_self(), buf);
+    rcgc__registry_lock();
+    snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+    rcgc__registry_unlock();
 }
 
 void rcgc__thread_heap_stats(rcgc_thread *t, size_t out[RCGC_RETIRED_NSTATS]) {
@@ -165,8 +227,8 @@ void rcgc__thread_heap_stats(rcgc_thread *t, size_t out[RCGC_RETIRED_NSTATS]) {
 }
 
 void rcgc__thread_retired_stats(size_t out[RCGC_RETIRED_NSTATS]) {
-    pthread_mutex_lock(&registry_lock);
+    rcgc__registry_lock();
     for (int i = 0; i < RCGC_RETIRED_NSTATS; i++)
         out[i] = retired[i];
-    pthread_mutex_unlock(&registry_lock);
+    rcgc__registry_unlock();
 }

@@ -9,15 +9,65 @@
 #define RCGC_THREAD_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "heap.h"
+
+/* A stack of object pointers in chunks from the raw heap (merge queues). */
+#define RCGC_OBJSTACK_CHUNK 254
+typedef struct rcgc_objstack_chunk {
+    struct rcgc_objstack_chunk *prev;
+    size_t n;
+    void *items[RCGC_OBJSTACK_CHUNK];
+} rcgc_objstack_chunk;
+typedef struct { rcgc_objstack_chunk *top; } rcgc_objstack;
+int   rcgc__objstack_push(rcgc_objstack *s, void *o);   /* 0 or ENOMEM; caller attached */
+void *rcgc__objstack_pop(rcgc_objstack *s);             /* NULL when empty */
+
+/* Thread states (safepoint.c has the transitions). */
+enum { RCGC_ATTACHED = 0, RCGC_DETACHED = 1, RCGC_SUSPENDED = 2 };
+
+/* Bits of a thread's poll word (rcgc__tls_poll). */
+enum {
+    RCGC_POLL_STW   = 1u << 0,  /* a stop-the-world is requested */
+    RCGC_POLL_MERGE = 1u << 1,  /* objects wait in the merge queue */
+    RCGC_POLL_QSBR  = 1u << 2,  /* report a quiescent state (a grace period waits) */
+};
+
+struct rcgc_qsbr_batch;
 
 typedef struct rcgc_thread {
     rcgc_heap heap;             /* owner only (see heap.h) */
     uint64_t  serial;           /* unique for the life of the process, never reused */
     pid_t     tid;              /* the OS thread id, for messages */
     pthread_t pthread;
+    char      name[32];         /* owner writes (rcgc_thread_set_name); registry lock for readers */
     struct rcgc_thread *next, *prev; /* registry (registry lock) */
+
+    /* Safepoints (safepoint.c). */
+    _Atomic int state;          /* RCGC_ATTACHED / DETACHED / SUSPENDED */
+    uint32_t   *poll;           /* this thread's rcgc__tls_poll: others set bits atomically */
+    int         stw_counted;    /* the pause requester waits for this thread (stw lock) */
+    int         watchdog_warned;/* stw lock */
+    uint64_t    stw_requests;   /* pause requests seen (stw lock) */
+    _Atomic uint64_t polls_slow;/* safepoint slow paths taken (owner writes) */
+
+    /* Object death (object.c), owner only: the trashcan. */
+    rcgc__header *trash;        /* objects whose death is queued */
+    int           dealloc_depth;
+
+    /* Deferred frees waiting for a grace period (qsbr.c), owner only. */
+    struct rcgc_qsbr_batch *qsbr_batch;
+    int qsbr_online;            /* registered with liburcu and online */
+
+    /* Biased counting (refcount.c): objects other threads asked this
+     * thread to merge. mq_lock guards mq and mq_dead. Last in the struct:
+     * a thread that read an old owner pointer may lock mq_lock after the
+     * state was recycled, so the mutex lives as long as the state and
+     * attach resets only the fields above it (and these under the lock). */
+    pthread_mutex_t mq_lock;
+    rcgc_objstack   mq;
+    int             mq_dead;    /* set at detach: pushers merge themselves */
 } rcgc_thread;
 
 extern RCGC_TLS rcgc_thread *rcgc__tls_thread;
@@ -38,6 +88,9 @@ void   rcgc__thread_registry_shutdown(void);
 size_t rcgc__thread_count(void);
 /* Call fn on every attached thread, registry lock held. */
 void   rcgc__thread_foreach(void (*fn)(rcgc_thread *t, void *arg), void *arg);
+void   rcgc__registry_lock(void);
+void   rcgc__registry_unlock(void);
+rcgc_thread *rcgc__registry_first(void);   /* registry lock held */
 
 int    rcgc__runtime_initialized(void);
 /* Heap counters, in this order: allocs, frees, remote_frees,
@@ -46,5 +99,16 @@ int    rcgc__runtime_initialized(void);
 void   rcgc__thread_heap_stats(rcgc_thread *t, size_t out[RCGC_RETIRED_NSTATS]);
 /* The same counters summed over every thread that has detached. */
 void   rcgc__thread_retired_stats(size_t out[RCGC_RETIRED_NSTATS]);
+
+/* Biased counting (refcount.c). */
+void   rcgc__merge_queue_drain(rcgc_thread *t);
+size_t rcgc__merge_owned(rcgc_thread *t);      /* by t, attached */
+void   rcgc__merge_queue_close(rcgc_thread *t);
+
+/* Ask thread t to run its safepoint slow path (sets bits in its poll word).
+ * t must be attached (registry lock, or t's merge-queue lock with !mq_dead). */
+static inline void rcgc__poll_request(rcgc_thread *t, uint32_t bits) {
+    __atomic_fetch_or(t->poll, bits, __ATOMIC_RELEASE);
+}
 
 #endif
