@@ -24,8 +24,10 @@
  * links in a live block...) and blocks moved by adoption all show up as
  * canary mismatches naming the block, its origin and the offset.
  *
- * At the end every block is freed and rcgc_stats_get must report nothing in
- * use. Any violation makes the exit status 1.
+ * The main thread stays attached (rcgc_init attaches it): it supervises
+ * from blocking regions, reads rcgc_stats_get every second, and at the end
+ * frees what is left in the mailboxes. Then rcgc_stats_get must report
+ * nothing in use. Any violation makes the exit status 1.
  *
  * Determinism: each worker draws its schedule from its own RNG seeded by
  * (seed, slot, generation), so with --threads=1 the same seed gives the same
@@ -409,9 +411,14 @@ static void free_all(worker *w, const char *when) {
         free_checked(w, &w->live[--w->nlive], when);
 }
 
-static void verify_all(worker *w, const char *when) {
-    for (size_t i = 0; i < w->nlive; i++)
+/* `attached`: poll for safepoints between blocks (a long loop must not
+ * hold up a pause); a detached thread must not. */
+static void verify_all(worker *w, const char *when, int attached) {
+    for (size_t i = 0; i < w->nlive; i++) {
         block_verify(&w->live[i], when, w->origin);
+        if (attached)
+            rcgc_safepoint();
+    }
 }
 
 static void attach_or_die(worker *w) {
@@ -421,6 +428,9 @@ static void attach_or_die(worker *w) {
     if (rcgc_is_attached() != 1)
         stress_violation("rcgc_is_attached() != 1 right after rcgc_thread_attach (thread %u)",
                          w->id);
+    char name[32];
+    snprintf(name, sizeof name, "hs-%u.%u", w->id, w->origin & 0xFFFFu);
+    rcgc_thread_set_name(name);
 }
 
 /* Detach with live blocks: their pages are abandoned, other heaps may adopt
@@ -428,7 +438,7 @@ static void attach_or_die(worker *w) {
 static void op_detach(worker *w) {
     sched_note(w, 6, w->nlive);
     BUMP(w->s->c.detaches, 1);
-    verify_all(w, "before detaching");
+    verify_all(w, "before detaching", 1);
     rcgc_thread_detach();
     if (rcgc_is_attached() != 0)
         stress_violation("rcgc_is_attached() != 0 after rcgc_thread_detach (thread %u)", w->id);
@@ -437,7 +447,7 @@ static void op_detach(worker *w) {
         stress_sleep_us((unsigned long)stress_rng_range(&w->rng, 10, 300));
     else
         sched_yield();
-    verify_all(w, "while detached");
+    verify_all(w, "while detached", 0);
     attach_or_die(w);
     free_all(w, "after re-attaching");
 }
@@ -540,9 +550,13 @@ static void spawn(slot *s) {
         stress_die("pthread_create: %s", strerror(rc));
 }
 
+/* Main stays attached for the whole run, so each wait of its own is a
+ * blocking region: a pause must not wait for it. */
 static void join(slot *s) {
     if (!s->joined) {
+        rcgc_blocking_begin();
         pthread_join(s->thread, NULL);
+        rcgc_blocking_end();
         s->joined = 1;
     }
 }
@@ -633,6 +647,7 @@ int main(int argc, char **argv) {
     if (rc != 0)
         stress_die("rcgc_init: %s", strerror(rc));
     rcgc_set_fatal_handler(fatal_handler);
+    rcgc_thread_set_name("hs-main");
 
     g_slots = calloc(g_nslots, sizeof *g_slots);
     if (!g_slots)
@@ -654,7 +669,9 @@ int main(int argc, char **argv) {
     /* Supervise: replace exited threads, print progress, stop on time,
      * on the op limit or at the first violation. */
     for (;;) {
+        rcgc_blocking_begin();
         stress_sleep_us(2000);
+        rcgc_blocking_end();
         unsigned done = 0;
         for (unsigned i = 0; i < g_nslots; i++) {
             slot *s = &g_slots[i];
@@ -700,11 +717,13 @@ int main(int argc, char **argv) {
            (unsigned long long)SUM(detaches), (unsigned long long)SUM(exits));
     printf("%s: final stats: blocks_in_use %zu, bytes_in_use %zu, large_in_use %zu, pages %zu "
            "(%zu abandoned), arenas %zu, reserved %.1f MiB, committed %.1f MiB, allocs_total %zu, "
-           "frees_total %zu, remote_frees_total %zu, threads_attached %zu\n",
+           "frees_total %zu, remote_frees_total %zu, threads_attached %zu, pauses %llu, "
+           "watchdog reports %llu\n",
            stress_prog, st.blocks_in_use, st.bytes_in_use, st.large_in_use, st.pages,
            st.pages_abandoned, st.arenas, (double)st.bytes_reserved / (1024.0 * 1024.0),
            (double)st.bytes_committed / (1024.0 * 1024.0), st.allocs_total, st.frees_total,
-           st.remote_frees_total, st.threads_attached);
+           st.remote_frees_total, st.threads_attached, (unsigned long long)st.pauses,
+           (unsigned long long)st.watchdog_reports);
     if (g_nslots == 1)
         printf("%s: schedule hash %016llx (same seed and --ops: same hash)\n", stress_prog,
                (unsigned long long)LOAD(g_slots[0].c.sched_hash));
