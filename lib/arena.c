@@ -194,6 +194,9 @@ static rcgc_page *span_take(rcgc_arena *a, uint32_t first, uint32_t n, const spa
     size_t bytes = (size_t)n * RCGC_SLICE_SIZE;
     pg->nslices = n;
     pg->start = (uint8_t *)a + (size_t)first * RCGC_SLICE_SIZE;
+    pg->free = pg->local_free = NULL;
+    pg->reserved = 0;
+    __atomic_store_n(&pg->used, 0, __ATOMIC_RELAXED);
     pg->tag = sd->tag;
     pg->size_class = sd->size_class;
     if (sd->kind == RCGC_PAGE_LARGE) {

@@ -182,9 +182,9 @@ static bool page_collect(rcgc_page *pg) {
 
 /* A fresh span becomes h's page (descriptor fields set by the arena). */
 static void page_init(rcgc_page *pg, rcgc_heap *h) {
-    pg->reserved = 0;
-    pg->used = 0;
-    pg->free = pg->local_free = NULL;
+    /* reserved, used and the lists were zeroed by the arena under its lock
+     * (statistics may already be reading `used`). */
+    RCGC_ASSERT(pg->reserved == 0 && pg->free == NULL && pg->local_free == NULL);
     pg->abandoned = 0;
     atomic_store_explicit(&pg->heap, h, memory_order_relaxed);
     page_extend(pg);
