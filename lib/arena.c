@@ -20,13 +20,15 @@
  * unmapped, except for RCGC_ARENA_CACHE of them kept for reuse.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "arena.h"
 #include "os.h"
 
 _Static_assert(RCGC_ARENA_SLICES % 64 == 0, "slice bitmap is whole words");
-_Static_assert(sizeof(rcgc_page) <= 128, "page descriptors stay small");
+_Static_assert(sizeof(rcgc_page) == 128, "one descriptor per cache-line pair");
+_Static_assert(offsetof(rcgc_arena, page) % 128 == 0, "descriptors start on a line pair");
 _Static_assert(RCGC_SLICE_SIZE % RCGC_ALIGN == 0, "blocks stay aligned");
 
 static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
