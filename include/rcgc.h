@@ -134,7 +134,7 @@ typedef struct rcgc_stats {
     size_t blocks_in_use;
     size_t large_in_use;    /* blocks in their own span */
     size_t allocs_total;    /* allocations since rcgc_init */
-    size_t frees_total;
+    size_t frees_total;     /* allocs_total - blocks_in_use (the free fast path counts nothing) */
     size_t remote_frees_total; /* frees by a thread other than the page's owner */
     size_t threads_attached;
     /* Objects */
@@ -159,7 +159,8 @@ typedef struct rcgc_thread_stats {
     char     name[32];
     uint64_t safepoint_slow_polls;
     uint64_t pause_requests;/* pauses this thread was asked to stop for */
-    size_t   allocs, frees;
+    size_t   allocs;        /* allocations by this thread */
+    size_t   frees;         /* always 0: frees are counted globally only */
 } rcgc_thread_stats;
 /* Per-thread figures of up to `max` attached threads; returns how many
  * threads are attached (may exceed max). */

@@ -28,6 +28,7 @@
 
 _Static_assert(RCGC_ARENA_SLICES % 64 == 0, "slice bitmap is whole words");
 _Static_assert(sizeof(rcgc_page) == 128, "one descriptor per cache-line pair");
+_Static_assert(offsetof(rcgc_page, thread_free) == 64, "shared fields on their own line");
 _Static_assert(offsetof(rcgc_arena, page) % 128 == 0, "descriptors start on a line pair");
 _Static_assert(RCGC_SLICE_SIZE % RCGC_ALIGN == 0, "blocks stay aligned");
 
@@ -39,8 +40,9 @@ static size_t committed_bytes;      /* arena_lock */
 
 /* One bit per 64 MiB of a 48-bit address space: is there an arena here?
  * Read lock-free by rcgc__arena_owns. 512 KiB of zero pages until used. */
-#define OWNED_WORDS (((uintptr_t)1 << (48 - RCGC_ARENA_SHIFT)) / 64)
-static _Atomic uint64_t owned[OWNED_WORDS];
+_Atomic uint64_t rcgc__arena_bitmap[RCGC_ARENA_BITMAP_WORDS];
+#define OWNED_WORDS RCGC_ARENA_BITMAP_WORDS
+#define owned rcgc__arena_bitmap
 
 /* Slices whose memory may be resident (touched since the last purge), for
  * the committed-bytes statistic. Parallel to slice_bits; arena_lock. */
@@ -57,12 +59,7 @@ static void owned_set(rcgc_arena *a, bool on) {
         atomic_fetch_and_explicit(&owned[i / 64], ~bit, memory_order_release);
 }
 
-static bool owned_test(const void *p) {
-    uintptr_t i = (uintptr_t)p >> RCGC_ARENA_SHIFT;
-    if (i / 64 >= OWNED_WORDS)
-        return false;
-    return (atomic_load_explicit(&owned[i / 64], memory_order_acquire) >> (i % 64)) & 1;
-}
+static bool owned_test(const void *p) { return rcgc__arena_mapped(p); }
 
 /* Descriptor fields read by rcgc__arena_owns without the lock. */
 static void desc_set(rcgc_page *pg, uint8_t kind, uint32_t offset) {
@@ -309,14 +306,15 @@ void rcgc__arena_free_span(rcgc_page *pg) {
 
     /* Reset the span's descriptor for its next use; kind and slice_offset
      * are reset atomically below (rcgc__arena_owns reads them unlocked). */
-    memset(pg, 0, offsetof(rcgc_page, nslices));
+    memset(pg, 0, offsetof(rcgc_page, thread_free));
+    pg->thread_free.head = NULL;
+    pg->thread_free.generation = NULL;
+    atomic_store_explicit(&pg->heap, NULL, memory_order_relaxed);
+    pg->block_size = 0;
     pg->nslices = 0;
     pg->size_class = 0;
     pg->tag = 0;
     pg->abandoned = 0;
-    pg->thread_free.head = NULL;
-    pg->thread_free.generation = NULL;
-    atomic_store_explicit(&pg->heap, NULL, memory_order_relaxed);
     for (uint32_t i = 0; i < n; i++) {
         desc_set(&a->page[first + i], RCGC_PAGE_FREE, 0);
         bit_put(a->slice_bits, first + i, false);

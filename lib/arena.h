@@ -28,38 +28,42 @@ enum { RCGC_PAGE_FREE = 0, RCGC_PAGE_SMALL, RCGC_PAGE_MEDIUM, RCGC_PAGE_LARGE, R
 
 /* A page: a span of slices holding blocks of one size class (or one large
  * block). Field ownership is given per group. */
-/* 128 bytes and 128-aligned: neighbouring slices usually belong to
- * different threads' heaps, and the owner writes `free` and `used` on every
- * allocation; two descriptors sharing a cache line (or an adjacent-line
- * prefetch pair) made two threads' fast paths fight over it (measured:
- * 2-thread allocation throughput varied 27-207 M/s between runs). */
+/* A page: a span of slices holding blocks of one size class (or one large
+ * block). 128 bytes, 128-aligned, in two cache lines:
+ *  - line 0 is written by the owner on every allocation and free;
+ *  - line 1 holds what other threads touch: the thread-free stack (one CAS
+ *    per batch of remote frees) and read-mostly fields.
+ * Neighbouring slices usually belong to different threads' heaps; when
+ * descriptors shared lines, two threads' fast paths fought over them
+ * (2-thread allocation throughput varied 27-207 M/s between runs), and
+ * remote frees fought the owner's allocations. */
 typedef struct __attribute__((aligned(128))) rcgc_page {
-    /* Owner only: the thread whose heap is in `heap` (or, while abandoned,
-     * whoever holds the abandoned-list lock). */
+    /* Line 0. Owner only: the thread whose heap is in `heap` (or, while
+     * abandoned, whoever holds the abandoned-list lock). */
     rcgc_block *free;           /* blocks ready to allocate */
     rcgc_block *local_free;     /* the owner's frees, moved to `free` in batches */
     uint32_t used;              /* blocks out, remote frees not yet collected included;
                                    relaxed atomics so statistics may read it */
     uint32_t reserved;          /* blocks carved from the span so far */
     uint32_t capacity;          /* blocks the span holds */
-    uint32_t block_size;
-    uint8_t *start;             /* first block */
+    uint32_t _pad0;
+    uint8_t *start;             /* first block (set with the span) */
     struct rcgc_page *next, *prev; /* heap page queue, or the abandoned list */
 
+    /* Line 1. Shared. */
+    _Alignas(64) ck_stack_t thread_free; /* frees from other threads */
+    rcgc_heap *_Atomic heap;    /* owner; NULL while abandoned. Written by the
+                                   owner (abandon) or under the abandoned lock
+                                   (adopt); read relaxed by freeing threads. */
     /* Set under the arena lock when the span is handed out; read by anyone
      * who holds a block of it. */
+    uint32_t block_size;
     uint32_t nslices;
     uint32_t slice_offset;      /* non-first slices: index distance to the first */
     uint8_t  kind;              /* RCGC_PAGE_* */
     uint8_t  size_class;        /* 0 for large */
     uint8_t  tag;               /* RCGC_TAG_* */
     uint8_t  abandoned;         /* on the abandoned list (abandoned lock) */
-
-    /* Shared. */
-    ck_stack_t thread_free;     /* frees from other threads: one CAS each */
-    rcgc_heap *_Atomic heap;    /* owner; NULL while abandoned. Written by the
-                                   owner (abandon) or under the abandoned lock
-                                   (adopt); read relaxed by freeing threads. */
 } rcgc_page;
 
 typedef struct rcgc_arena {
@@ -106,6 +110,17 @@ static inline rcgc_page *rcgc__page_of(const void *p) {
     rcgc_arena *a = rcgc__arena_of(p);
     rcgc_page *pg = &a->page[((uintptr_t)p - (uintptr_t)a) >> RCGC_SLICE_SHIFT];
     return pg - pg->slice_offset;
+}
+
+/* One bit per 64 MiB of a 48-bit address space: is an arena mapped here?
+ * (arena.c keeps it.) */
+#define RCGC_ARENA_BITMAP_WORDS (((uintptr_t)1 << (48 - RCGC_ARENA_SHIFT)) / 64)
+extern _Atomic uint64_t rcgc__arena_bitmap[RCGC_ARENA_BITMAP_WORDS];
+static inline bool rcgc__arena_mapped(const void *p) {
+    uintptr_t i = (uintptr_t)p >> RCGC_ARENA_SHIFT;
+    if (rcgc_unlikely(i / 64 >= RCGC_ARENA_BITMAP_WORDS))
+        return false;
+    return (atomic_load_explicit(&rcgc__arena_bitmap[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
 }
 
 /* A span of `nslices` for blocks of `block_size` bytes: kind, tag, class,

@@ -21,6 +21,12 @@
  * so no thread can be about to push onto its thread-free stack: a freeing
  * thread touches the page only before its push, never after.
  *
+ * A freeing thread chains up to 64 blocks of one page before it pushes them
+ * with one CAS (rf_* in the heap); the chain is flushed when the thread
+ * frees into another page, allocates on its slow path, passes a safepoint
+ * slow path, collects or detaches. Chained blocks still count in the
+ * page's `used`, so the page cannot be released under the chain.
+ *
  * Remote frees into a full page are not signalled to the owner; they are
  * found when the owner's slow path rotates through its pages of that class
  * (a bounded number per call) and in the periodic full collection, which
@@ -269,6 +275,7 @@ static void page_release(rcgc_heap *h, rcgc_page *pg) {
 }
 
 void rcgc__heap_abandon(rcgc_heap *h) {
+    rcgc__heap_flush_remote(h);
     for (unsigned tag = 0; tag < RCGC_NTAGS; tag++) {
         for (unsigned c = 1; c < RCGC_NCLASSES; c++) {
             rcgc_page_queue *q = &h->queue[tag][c];
@@ -291,9 +298,12 @@ void rcgc__heap_abandon(rcgc_heap *h) {
         }
     }
     h->attached = 0;
+    /* Pages abandoned earlier may have been emptied by frees since. */
+    rcgc__heap_collect_abandoned();
 }
 
 void rcgc__heap_collect(rcgc_heap *h) {
+    rcgc__heap_flush_remote(h);
     for (unsigned tag = 0; tag < RCGC_NTAGS; tag++) {
         for (unsigned c = 1; c < RCGC_NCLASSES; c++) {
             rcgc_page_queue *q = &h->queue[tag][c];
@@ -362,6 +372,8 @@ void *rcgc__heap_alloc_slow(rcgc_heap *h, unsigned tag, size_t size) {
         return alloc_large(h, tag, size);
     if (rcgc_unlikely(++h->slow_calls % COLLECT_EVERY == 0))
         rcgc__heap_collect(h);
+    else if (h->rf_page)
+        rcgc__heap_flush_remote(h);
     unsigned c = rcgc__size_class(size);
     rcgc_page *pg = find_page(h, tag, c);
     direct_update(h, tag, c);
@@ -386,7 +398,6 @@ static void free_local(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
     pg->local_free = b;
     RCGC_ASSERT(pg->used > 0);
     RCGC_STAT_ADD(pg->used, -1u);
-    RCGC_STAT_ADD(h->stat.frees, 1);
     /* Keep a class's last page, so alloc/free of one block does not map and
      * purge a span each time. */
     if (pg->used == 0 && h->queue[pg->tag][pg->size_class].count > 1)
@@ -414,18 +425,54 @@ static bool free_adopting(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
     return true;
 }
 
-/* The link is stored atomically (rcgc__stack_push): a detaching owner may
- * read the first word of a block (an object's owner field) while another
- * thread frees it (refcount.c, rcgc__merge_owned). */
-static void thread_free_push(rcgc_page *pg, rcgc_block *b) {
-    rcgc__stack_push(&pg->thread_free, (ck_stack_entry_t *)b);
+/* Remote frees batch up to this many blocks of one page per CAS. */
+#define REMOTE_BATCH 64
+
+/* Links are stored atomically (as in rcgc__stack_push): a detaching owner
+ * may read the first word of a block (an object's owner field) while
+ * another thread frees it (refcount.c, rcgc__merge_owned). */
+void rcgc__heap_flush_remote(rcgc_heap *h) {
+    rcgc_page *pg = h->rf_page;
+    if (!pg)
+        return;
+    ck_stack_entry_t *first = (ck_stack_entry_t *)h->rf_first;
+    ck_stack_entry_t *last = (ck_stack_entry_t *)h->rf_last;
+    ck_stack_entry_t *head = __atomic_load_n(&pg->thread_free.head, __ATOMIC_RELAXED);
+    do {
+        __atomic_store_n(&last->next, head, __ATOMIC_RELAXED);
+    } while (!__atomic_compare_exchange_n(&pg->thread_free.head, &head, first, true,
+                                          __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+    /* From here on the page is not ours to touch (see the theory above). */
+    h->rf_page = NULL;
+    h->rf_count = 0;
+}
+
+/* Chain b for its page; one CAS per REMOTE_BATCH blocks, or when the
+ * thread frees into another page. */
+static void free_remote(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
+    if (h->rf_page != pg) {
+        rcgc__heap_flush_remote(h);
+        __atomic_store_n(&b->next, NULL, __ATOMIC_RELAXED);
+        h->rf_page = pg;
+        h->rf_first = h->rf_last = b;
+        h->rf_count = 1;
+    } else {
+        __atomic_store_n(&b->next, h->rf_first, __ATOMIC_RELAXED);
+        h->rf_first = b;
+        h->rf_count++;
+    }
+    if (h->rf_count >= REMOTE_BATCH)
+        rcgc__heap_flush_remote(h);
 }
 
 RCGC_NOINLINE
 void rcgc__heap_free_slow(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
+    if (rcgc_unlikely(pg->kind != RCGC_PAGE_SMALL && pg->kind != RCGC_PAGE_MEDIUM &&
+                      pg->kind != RCGC_PAGE_LARGE))
+        RCGC_FATAL("free of %p: the block's page is not in use (double free, or a pointer rcgc "
+                   "did not allocate)", (void *)b);
     if (pg->kind == RCGC_PAGE_LARGE) {
         RCGC_STAT_ADD(pg->used, -1u);
-        RCGC_STAT_ADD(h->stat.frees, 1);
         RCGC_STAT_ADD(h->stat.large_frees, 1);
         rcgc__arena_free_span(pg);
         return;
@@ -441,12 +488,10 @@ void rcgc__heap_free_slow(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
                 return;
             continue;
         }
-        /* Another heap owns the page: hand the block over with one CAS. The
-         * page is not touched after the push (see the theory above). */
-        RCGC_STAT_ADD(h->stat.frees, 1);
+        /* Another heap owns the page: hand the block over, batched. */
         RCGC_STAT_ADD(h->stat.remote_frees, 1);
         RCGC_STAT_ADD(h->stat.remote_free_bytes, pg->block_size);
-        thread_free_push(pg, b);
+        free_remote(h, pg, b);
         return;
     }
 }

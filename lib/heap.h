@@ -30,12 +30,19 @@ struct rcgc_heap {
     rcgc_page *direct[RCGC_NTAGS][RCGC_SMALL_CLASSES + 1];
     rcgc_page_queue queue[RCGC_NTAGS][RCGC_NCLASSES];
     uint32_t slow_calls;        /* counts slow paths, for periodic housekeeping */
+
+    /* Remote frees into one page, chained here and pushed on its
+     * thread-free stack with one CAS (owner only): a consumer freeing a
+     * producer's blocks frees runs of blocks from the same page. */
+    rcgc_page  *rf_page;
+    rcgc_block *rf_first, *rf_last;
+    uint32_t    rf_count;
     uint32_t attached;
 
     /* Statistics: written by the owner with relaxed atomics, read by
      * rcgc_stats_get. */
     struct {
-        size_t allocs, frees, large_allocs, large_frees;
+        size_t allocs, large_allocs, large_frees;   /* frees: allocs - in use */
         size_t remote_frees, remote_free_bytes;  /* pushed on other heaps' pages */
     } stat;
 };
@@ -87,7 +94,6 @@ static inline void rcgc__heap_free(rcgc_heap *h, void *p) {
         b->next = pg->local_free;
         pg->local_free = b;
         RCGC_STAT_ADD(pg->used, -1u);
-        RCGC_STAT_ADD(h->stat.frees, 1);
         return;
     }
     rcgc__heap_free_slow(h, pg, b);
@@ -104,6 +110,8 @@ static inline size_t rcgc__block_size(const void *p) {
  * the block cannot be freed meanwhile. */
 void *rcgc__heap_block_start(const void *p);
 
+/* Push h's chained remote frees (rf_*) to their page. */
+void rcgc__heap_flush_remote(rcgc_heap *h);
 /* Collect deferred frees on every page of h; release empty pages. */
 void rcgc__heap_collect(rcgc_heap *h);
 /* Collect abandoned pages: release the empty ones (any thread). */

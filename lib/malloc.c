@@ -34,11 +34,12 @@ void rcgc_free(void *p) {
         return;
     rcgc_thread *t = rcgc__thread_require("rcgc_free");
     /* Cheap checks that stay on in release builds: alignment, and that p
-     * lies in an arena (one bitmap load). The block-start check costs a
+     * lies in an arena (one bitmap load, inline); a block in a released
+     * page is caught on the slow path. The block-start check costs a
      * division and runs at debug level 2. */
     if (rcgc_unlikely(((uintptr_t)p & (RCGC_ALIGN - 1)) != 0))
         bad_free(p, "pointer is not 16-byte aligned, so rcgc did not allocate it");
-    if (rcgc_unlikely(!rcgc__arena_owns(p)))
+    if (rcgc_unlikely(!rcgc__arena_mapped(p)))
         bad_free(p, "pointer is not in any rcgc arena (not allocated by rcgc, or already released)");
 #if RCGC_DEBUG_LEVEL >= 2
     if (rcgc__heap_block_start(p) != p)

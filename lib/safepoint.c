@@ -143,6 +143,7 @@ RCGC_NOINLINE void rcgc__safepoint_slow(void) {
         suspend_self(t);
     if (bits & RCGC_POLL_MERGE)
         rcgc__merge_queue_drain(t);
+    rcgc__heap_flush_remote(&t->heap);
     rcgc__qsbr_quiescent(t);
 }
 

@@ -91,6 +91,9 @@ void rcgc_stats_get(rcgc_stats *out) {
     /* Frees in flight: pushed by other threads, not yet collected. */
     out->blocks_in_use = sub_floor(out->blocks_in_use, sub_floor(out->remote_frees_total, coll_blocks));
     out->bytes_in_use = sub_floor(out->bytes_in_use, sub_floor(ctx.remote_bytes, coll_bytes));
+    /* The free fast path counts nothing: frees are what was allocated and
+     * is no longer in use (exact when the threads are quiet). */
+    out->frees_total = sub_floor(out->allocs_total, out->blocks_in_use);
 }
 
 typedef struct {
@@ -111,7 +114,7 @@ static void add_thread_stats(rcgc_thread *t, void *arg) {
         o->safepoint_slow_polls = atomic_load_explicit(&t->polls_slow, memory_order_relaxed);
         o->pause_requests = __atomic_load_n(&t->stw_requests, __ATOMIC_RELAXED);
         o->allocs = c[0];
-        o->frees = c[1];
+        o->frees = 0;       /* per-thread frees are not counted (see rcgc.h) */
     }
     ctx->n++;
 }

@@ -219,7 +219,7 @@ void rcgc_thread_set_name(const char *name) {
 
 void rcgc__thread_heap_stats(rcgc_thread *t, size_t out[RCGC_RETIRED_NSTATS]) {
     out[0] = RCGC_STAT_LOAD(t->heap.stat.allocs);
-    out[1] = RCGC_STAT_LOAD(t->heap.stat.frees);
+    out[1] = 0;     /* frees are derived: allocs - blocks in use (stats.c) */
     out[2] = RCGC_STAT_LOAD(t->heap.stat.remote_frees);
     out[3] = RCGC_STAT_LOAD(t->heap.stat.remote_free_bytes);
     out[4] = RCGC_STAT_LOAD(t->heap.stat.large_allocs);

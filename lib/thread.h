@@ -93,8 +93,8 @@ void   rcgc__registry_unlock(void);
 rcgc_thread *rcgc__registry_first(void);   /* registry lock held */
 
 int    rcgc__runtime_initialized(void);
-/* Heap counters, in this order: allocs, frees, remote_frees,
- * remote_free_bytes, large_allocs, large_frees. */
+/* Heap counters, in this order: allocs, (unused: frees are derived),
+ * remote_frees, remote_free_bytes, large_allocs, large_frees. */
 #define RCGC_RETIRED_NSTATS 6
 void   rcgc__thread_heap_stats(rcgc_thread *t, size_t out[RCGC_RETIRED_NSTATS]);
 /* The same counters summed over every thread that has detached. */
