@@ -1,0 +1,296 @@
+/*
+ * Helpers shared by the unit tests in tests/: sanitizer detection, runtime
+ * set-up and tear-down for cmocka, statistics snapshots, resident memory,
+ * a one-shot thread runner and a fork-and-wait helper.
+ *
+ * Header-only (every function static): each test is one translation unit.
+ * cmocka assertions longjmp out of the test function, so they are only used
+ * on the test's main thread; worker threads record what they saw and the
+ * main thread asserts after joining them.
+ */
+#ifndef RCGC_TEST_UTIL_H
+#define RCGC_TEST_UTIL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rcgc.h"
+
+/* ------------------------------------------------------------------------
+ * Sanitizers. The Bazel sanitizer configs pass -DRCGC_SANITIZER=1; the
+ * compiler's own macros catch builds made outside Bazel.
+ * ------------------------------------------------------------------------ */
+#if defined(RCGC_SANITIZER) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TEST_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TEST_SANITIZER 1
+#endif
+#endif
+#ifndef TEST_SANITIZER
+#define TEST_SANITIZER 0
+#endif
+
+#define TEST_MIB ((size_t)1 << 20)
+
+/* ------------------------------------------------------------------------
+ * Crashes end the program. cmocka catches SIGSEGV and friends and jumps to
+ * the next test; after a crash inside rcgc (which may hold a lock) that
+ * turns into a hang in the teardown, so every test begins with
+ * TEST_BEGIN(state), which replaces cmocka's handlers for the test's
+ * duration with one that prints the signal and the faulting address and
+ * dies of the signal (cmocka installs its handlers around each test
+ * function and restores its saved ones afterwards). Failed assertions
+ * still move on to the next test.
+ * ------------------------------------------------------------------------ */
+#include <signal.h>
+
+static void test_crash_handler(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    char buf[128];
+    int n = snprintf(buf, sizeof buf, "\n*** crashed: signal %d (%s), address %p\n", sig,
+                     strsignal(sig), si->si_addr);
+    if (n > 0) {
+        ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
+        (void)w;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static inline void test_crash_is_fatal(void) {
+    const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGSYS};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = test_crash_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+#define TEST_BEGIN(state) \
+    do {                      \
+        (void)(state);        \
+        test_crash_is_fatal(); \
+    } while (0)
+
+/* ------------------------------------------------------------------------
+ * Resident memory (second field of /proc/self/statm), in bytes.
+ * ------------------------------------------------------------------------ */
+static inline size_t test_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    unsigned long size = 0, resident = 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (size_t)resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* Virtual size (first field of /proc/self/statm), in bytes. */
+static inline size_t test_vm_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    unsigned long size = 0;
+    int n = fscanf(f, "%lu", &size);
+    fclose(f);
+    return n == 1 ? (size_t)size * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Threads
+ * ------------------------------------------------------------------------ */
+/* Threads started by a test, so that a teardown after a failed assertion
+ * can join them (TSan reports threads never joined, and a forked child
+ * would inherit them). */
+#define TEST_MAX_THREADS 64
+static pthread_t test_threads[TEST_MAX_THREADS];
+static int test_nthreads;
+
+static inline pthread_t test_thread_start(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    assert_true(test_nthreads < TEST_MAX_THREADS);
+    int rc = pthread_create(&t, NULL, fn, arg);
+    assert_int_equal(rc, 0);
+    test_threads[test_nthreads++] = t;
+    return t;
+}
+
+/* Join a thread from test_thread_start; returns its result. */
+static inline void *test_thread_join(pthread_t t) {
+    void *res = NULL;
+    int rc = pthread_join(t, &res);
+    for (int i = 0; i < test_nthreads; i++) {
+        if (pthread_equal(test_threads[i], t)) {
+            test_threads[i] = test_threads[--test_nthreads];
+            break;
+        }
+    }
+    assert_int_equal(rc, 0);
+    return res;
+}
+
+static inline void test_thread_run(void *(*fn)(void *), void *arg) {
+    test_thread_join(test_thread_start(fn, arg));
+}
+
+/* A step counter between threads: one side sets steps, the other waits
+ * for them. Gates made with test_gate_init are registered, so that a
+ * teardown after a failed assertion can release every waiting worker
+ * (test_release_workers) instead of leaving it blocked and attached. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int step;
+} test_gate;
+
+#define TEST_MAX_GATES 16
+static test_gate *test_gates[TEST_MAX_GATES];
+static int test_ngates;
+
+static inline void test_gate_init(test_gate *g) {
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->step = 0;
+    assert_true(test_ngates < TEST_MAX_GATES);
+    test_gates[test_ngates++] = g;
+}
+
+static inline void test_gate_set(test_gate *g, int step) {
+    pthread_mutex_lock(&g->lock);
+    if (step > g->step)
+        g->step = step;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static inline void test_gate_wait(test_gate *g, int step) {
+    pthread_mutex_lock(&g->lock);
+    while (g->step < step)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Open every registered gate all the way, join the threads a failed test
+ * left behind, then wait (up to 10 s) for other threads to detach. Returns
+ * the number of other threads still attached. */
+static inline size_t test_release_workers(void) {
+    for (int i = 0; i < test_ngates; i++)
+        test_gate_set(test_gates[i], 1 << 30);
+    while (test_nthreads > 0)
+        pthread_join(test_threads[--test_nthreads], NULL);
+    size_t others = 0;
+    for (int ms = 0; ms < 10000; ms++) {
+        rcgc_stats s;
+        rcgc_stats_get(&s);
+        others = s.threads_attached - (size_t)rcgc_is_attached();
+        if (others == 0)
+            break;
+        usleep(1000);
+    }
+    /* The gates may live on a finished test's stack: forget them. Gates
+     * stay valid until here because workers are released before. */
+    test_ngates = 0;
+    return others;
+}
+
+/* ------------------------------------------------------------------------
+ * Runtime set-up for cmocka: a fresh runtime per test.
+ * ------------------------------------------------------------------------ */
+static inline int test_rcgc_setup(void **state) {
+    (void)state;
+    return rcgc_init(NULL);
+}
+
+/* After a failed assertion a test's worker threads may still be attached
+ * (blocked, waiting for a step that never comes); rcgc_shutdown would then
+ * stop the program. Leave the runtime up instead: the next setup fails,
+ * and the first failure stays the one reported. */
+static inline int test_rcgc_teardown(void **state) {
+    (void)state;
+    size_t others = test_release_workers();
+    if (others) {
+        fprintf(stderr, "teardown: %zu other thread(s) still attached; runtime left up\n",
+                others);
+        return -1;
+    }
+    rcgc_shutdown();
+    return 0;
+}
+
+/* cmocka prints results on stdout: unbuffered, so that nothing is lost if
+ * the program dies. TEST_FILTER=<glob> runs only the matching tests. */
+static inline void test_main_init(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    const char *filter = getenv("TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
+}
+
+static inline rcgc_stats test_stats(void) {
+    rcgc_stats s;
+    rcgc_stats_get(&s);
+    return s;
+}
+
+/* ------------------------------------------------------------------------
+ * Child processes: run fn in a forked child with its stdout and stderr on
+ * a pipe; return the raw wait status and what it wrote (NUL-terminated,
+ * truncated to cap - 1 bytes).
+ * ------------------------------------------------------------------------ */
+static inline int test_fork_run(void (*fn)(void *), void *arg, char *out, size_t cap) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit nocore = {0, 0};
+        setrlimit(RLIMIT_CORE, &nocore);    /* children that abort on purpose */
+        close(fds[0]);
+        dup2(fds[1], STDOUT_FILENO);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[1]);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    for (;;) {
+        char buf[4096];
+        ssize_t n = read(fds[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        size_t take = (size_t)n;
+        if (len + take > cap - 1)
+            take = cap - 1 - len;
+        memcpy(out + len, buf, take);
+        len += take;
+    }
+    out[len] = '\0';
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    return status;
+}
+
+#endif /* RCGC_TEST_UTIL_H */
