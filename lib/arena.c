@@ -37,6 +37,7 @@ static rcgc_arena *arena_list;      /* arena_lock */
 static size_t n_arenas;             /* arena_lock */
 static size_t reserved_bytes;       /* arena_lock */
 static size_t committed_bytes;      /* arena_lock */
+static bool huge_unmap_pending;     /* a huge arena could not be unmapped (arena_lock) */
 
 /* One bit per 64 MiB of a 48-bit address space: is there an arena here?
  * Read lock-free by rcgc__arena_owns. 512 KiB of zero pages until used. */
@@ -175,7 +176,9 @@ typedef struct {
 
 static rcgc_page *span_take(rcgc_arena *a, uint32_t first, uint32_t n, const span_desc *sd) {
     dirty_map *d = dirty_of(a);
-    uint32_t described = a->is_huge ? 1 : n;
+    /* Huge spans run past the arena's descriptors: describe the slices in
+     * its first 64 MiB, so pointer -> page works there as everywhere. */
+    uint32_t described = a->is_huge ? (n < RCGC_ARENA_SLICES - first ? n : RCGC_ARENA_SLICES - first) : n;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t s = first + i;
         if (!a->is_huge) {
@@ -263,6 +266,35 @@ rcgc_page *rcgc__arena_alloc_large(size_t size, uint8_t tag) {
     return pg;
 }
 
+/* Unmap empty huge arenas whose unmap failed earlier (arena_lock). */
+static void retry_huge_unmaps(void) {
+    huge_unmap_pending = false;
+    rcgc_arena *a = arena_list;
+    while (a) {
+        rcgc_arena *next = a->next;
+        if (a->is_huge && a->slices_used == 0) {
+            size_t size = a->size;
+            size_t meta = (size_t)a->meta_slices * RCGC_SLICE_SIZE;
+            owned_set(a, false);
+            arena_unlink(a);
+            if (rcgc__os_release(a, size) == 0) {
+                n_arenas--;
+                reserved_bytes -= size;
+                committed_bytes -= meta;
+            } else {
+                a->prev = NULL;
+                a->next = arena_list;
+                if (arena_list)
+                    arena_list->prev = a;
+                arena_list = a;
+                owned_set(a, true);
+                huge_unmap_pending = true;
+            }
+        }
+        a = next;
+    }
+}
+
 static size_t empty_arenas_locked(void) {
     size_t n = 0;
     for (rcgc_arena *a = arena_list; a; a = a->next)
@@ -283,15 +315,17 @@ void rcgc__arena_free_span(rcgc_page *pg) {
         /* The span's commit is dropped with the mapping. */
         committed_bytes -= (size_t)n * RCGC_SLICE_SIZE;
         size_t size = a->size;
+        size_t meta = (size_t)a->meta_slices * RCGC_SLICE_SIZE;  /* read before the unmap */
         owned_set(a, false);
         arena_unlink(a);
         if (rcgc__os_release(a, size) == 0) {
             n_arenas--;
             reserved_bytes -= size;
-            committed_bytes -= (size_t)a->meta_slices * RCGC_SLICE_SIZE;
+            committed_bytes -= meta;
         } else {
-            /* Could not unmap: keep the huge arena listed, empty, and retry
-             * when the next span is freed or at shutdown. */
+            /* Could not unmap: keep the huge arena listed, empty (it serves
+             * no other span); the next span freed retries the unmap. */
+            huge_unmap_pending = true;
             committed_bytes += (size_t)n * RCGC_SLICE_SIZE;
             a->prev = NULL;
             a->next = arena_list;
@@ -333,6 +367,8 @@ void rcgc__arena_free_span(rcgc_page *pg) {
     }
     if (a->slices_used == 0 && empty_arenas_locked() > (size_t)rcgc__option(RCGC_OPT_ARENA_CACHE))
         arena_release(a);
+    if (rcgc_unlikely(huge_unmap_pending))
+        retry_huge_unmaps();
     pthread_mutex_unlock(&arena_lock);
 }
 

@@ -250,6 +250,15 @@ void rcgc__heap_collect_abandoned(void) {
     pthread_mutex_unlock(&abandoned_lock);
 }
 
+void rcgc__heap_shutdown_reset(void) {
+    pthread_mutex_lock(&abandoned_lock);
+    memset(abandoned, 0, sizeof abandoned);
+    atomic_store_explicit(&abandoned_total, 0, memory_order_relaxed);
+    atomic_store_explicit(&collected_blocks, 0, memory_order_relaxed);
+    atomic_store_explicit(&collected_bytes, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&abandoned_lock);
+}
+
 size_t rcgc__heap_abandoned_pages(void) {
     return atomic_load_explicit(&abandoned_total, memory_order_relaxed);
 }

@@ -119,8 +119,11 @@ void rcgc__heap_collect_abandoned(void);
 
 /* ------------------------------------------------------------------------
  * Heap walk (for the cycle collector and introspection). The caller must
- * ensure no thread allocates or frees on the walked pages meanwhile (the
- * world is stopped, or the test owns every thread).
+ * ensure no thread allocates or frees on the walked pages meanwhile, and
+ * that no thread holds chained remote frees (rf_*): both hold when the
+ * world is stopped (threads flush their chain before they suspend or enter
+ * a blocking region; the requester flushes its own), or when every other
+ * thread has detached or flushed (rcgc_heap_collect).
  * ------------------------------------------------------------------------ */
 typedef int (*rcgc_block_visitor)(void *block, size_t block_size, void *arg);
 
@@ -136,6 +139,10 @@ int    rcgc__heap_visit(int tag, rcgc_block_visitor fn, void *arg);
 /* Visit the allocated blocks of `tag` on the pages h owns (not large ones). */
 int    rcgc__heap_visit_own(rcgc_heap *h, unsigned tag, rcgc_block_visitor fn, void *arg);
 
+/* Shutdown: drop the abandoned lists (pages holding immortal or leaked
+ * blocks) before the arenas go, and zero the remote-free counters that
+ * statistics pair with the (reset) per-thread ones. */
+void   rcgc__heap_shutdown_reset(void);
 /* Abandoned pages (statistics). */
 size_t rcgc__heap_abandoned_pages(void);
 /* Remote frees collected by page owners so far (blocks, bytes): with the

@@ -105,6 +105,14 @@ RCGC_NOINLINE void rcgc__object_dealloc(void *o) {
     self->dealloc_depth = 0;
 }
 
+void rcgc__object_trash_drain(rcgc_thread *self) {
+    rcgc__header *h = self->trash;
+    if (!h || self->dealloc_depth > 0)
+        return;
+    self->trash = (rcgc__header *)rcgc__owner(h);
+    rcgc__object_dealloc(rcgc__obj(h));     /* takes the rest of the list too */
+}
+
 /* ------------------------------------------------------------------------
  * Slots and lock-free loads
  * ------------------------------------------------------------------------ */
@@ -217,19 +225,25 @@ int rcgc__object_describe(const void *o, char *buf, size_t n) {
     intptr_t shared = rcgc__shared(h);
     uintptr_t owner = rcgc__owner(h);
     const rcgc_type *t = h->type;
-    char owner_s[64];
+    /* The type field survives a free (the free-list link takes the owner
+     * field); a value inside an arena is a link, not a type. */
+    const char *tname = t && ((uintptr_t)t & 7) == 0 && !rcgc__arena_mapped(t) && t->name ? t->name : "?";
     if (shared == RCGC_SHARED_FREED)
-        snprintf(owner_s, sizeof owner_s, "none (freed)");
-    else if (owner == RCGC__UNOWNED)
+        return snprintf(buf, n, "object %p of type '%s': already freed (its memory may have been "
+                                "reused since): local count %u, shared count: freed, owner none",
+                        o, tname, __atomic_load_n(&h->local, __ATOMIC_RELAXED));
+    char owner_s[80];
+    uint64_t serial;
+    long tid;
+    if (owner == RCGC__UNOWNED)
         snprintf(owner_s, sizeof owner_s, "none (merged)");
-    else if (owner && rcgc__arena_owns((void *)owner) == 0)
-        snprintf(owner_s, sizeof owner_s, "rcgc thread #%llu (tid %ld)",
-                 (unsigned long long)((rcgc_thread *)owner)->serial,
-                 (long)((rcgc_thread *)owner)->tid);
+    else if (rcgc__thread_lookup(owner, &serial, &tid))
+        snprintf(owner_s, sizeof owner_s, "rcgc thread #%llu (tid %ld)", (unsigned long long)serial,
+                 tid);
     else
-        snprintf(owner_s, sizeof owner_s, "unknown (%#lx)", (unsigned long)owner);
+        snprintf(owner_s, sizeof owner_s, "unknown (%#lx: not a thread)", (unsigned long)owner);
     return snprintf(buf, n, "object %p of type '%s': local count %u, shared count %ld (%s), owner %s",
-                    o, t && shared != RCGC_SHARED_FREED && t->name ? t->name : "?",
+                    o, tname,
                     __atomic_load_n(&h->local, __ATOMIC_RELAXED), (long)RCGC_SHARED_COUNT(shared),
                     state_name(shared), owner_s);
 }

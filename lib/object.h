@@ -53,6 +53,9 @@ static inline intptr_t rcgc__shared(const rcgc__header *h) {
 
 /* Death: clear, destroy, free — queued, not recursed (object.c). */
 void rcgc__object_dealloc(void *o);
+struct rcgc_thread;
+/* Run the deaths queued on the thread's trash list (when none is running). */
+void rcgc__object_trash_drain(struct rcgc_thread *self);
 /* Describe o for a fatal message: address, type, counts, owner. */
 int  rcgc__object_describe(const void *o, char *buf, size_t n);
 /* Fatal misuse on o (message names the object). */

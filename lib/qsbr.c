@@ -9,7 +9,7 @@
  * block into its page (locally or as a remote free).
  *
  * Grace periods need every online thread to report quiescent states. Our
- * threads report in their safepoint slow path and allocation slow path; to
+ * threads report in their safepoint slow path; to
  * keep a grace period from waiting on a thread that only runs fast paths, a
  * thread that submits a batch sets RCGC_POLL_QSBR in every thread's poll
  * word, so each reports at its next rcgc_safepoint(). Threads in blocking
@@ -123,6 +123,7 @@ void rcgc__qsbr_defer_free(rcgc_thread *t, rcgc__header *h) {
         }
         b->n = 0;
         t->qsbr_batch = b;
+        t->qsbr_batch_age = 0;
     }
     b->blocks[b->n++] = h;
     atomic_fetch_add_explicit(&pending_blocks, 1, memory_order_relaxed);
@@ -130,7 +131,13 @@ void rcgc__qsbr_defer_free(rcgc_thread *t, rcgc__header *h) {
         submit(t);
 }
 
+/* A partial batch is submitted after this many quiescent states, so that a
+ * thread that frees few SHARED_READ objects does not keep them forever. */
+#define BATCH_MAX_AGE 16
+
 void rcgc__qsbr_quiescent(rcgc_thread *t) {
+    if (t->qsbr_batch && ++t->qsbr_batch_age >= BATCH_MAX_AGE)
+        submit(t);
     if (t->qsbr_online) {
         GP_RELEASE();
         rcu_quiescent_state();

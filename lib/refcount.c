@@ -95,7 +95,13 @@ static rcgc_thread *require_attached(const void *o, const char *what) {
 
 /* Fold local into shared, state MERGED, and add `extra`. Safe against
  * concurrent non-owner changes to `shared`; the caller is the owner, or the
- * owner is gone or suspended. Returns the merged count. */
+ * owner is gone or suspended. Returns the merged count; the caller frees the
+ * object when it is 0.
+ *
+ * The CAS that publishes MERGED makes the object countable to zero by any
+ * thread, after which it may be freed at once; so the CAS takes one extra
+ * reference, the stores to local and owner happen under it, and only then
+ * is it dropped (a fetch_sub, whose result says whether the object died). */
 static intptr_t merge(rcgc__header *h, intptr_t extra) {
     intptr_t shared = rcgc__shared(h);
     intptr_t count;
@@ -113,16 +119,17 @@ static intptr_t merge(rcgc__header *h, intptr_t extra) {
         }
         uint32_t local = __atomic_load_n(&h->local, __ATOMIC_RELAXED);
         count = (intptr_t)local + RCGC_SHARED_COUNT(shared) + extra;
-        intptr_t desired = count * RCGC_SHARED_ONE | RCGC_SHARED_MERGED;
+        if (rcgc_unlikely(count < 0))
+            rcgc__object_fatal(rcgc__obj(h), "reference count below zero while merging");
+        intptr_t desired = (count + 1) * RCGC_SHARED_ONE | RCGC_SHARED_MERGED;
         if (__atomic_compare_exchange_n(&h->shared, &shared, desired, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED))
             break;
     }
-    if (rcgc_unlikely(count < 0))
-        rcgc__object_fatal(rcgc__obj(h), "reference count below zero while merging");
     __atomic_store_n(&h->local, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&h->owner, RCGC__UNOWNED, __ATOMIC_RELAXED);
-    return count;
+    intptr_t old = __atomic_fetch_sub(&h->shared, RCGC_SHARED_ONE, __ATOMIC_ACQ_REL);
+    return RCGC_SHARED_COUNT(old) - 1;
 }
 
 /* A merge that may find the object dead: free it then. */
@@ -164,6 +171,7 @@ RCGC_NOINLINE void rcgc__decref_local_slow(void *o) {
 RCGC_NOINLINE void rcgc__incref_shared(void *o) {
     rcgc__header *h = rcgc__hdr(o);
     require_attached(o, "rcgc_incref");
+    rcgc__object_check(o, "rcgc_incref of a pointer rcgc did not allocate");
     intptr_t old = __atomic_fetch_add(&h->shared, RCGC_SHARED_ONE, __ATOMIC_RELAXED);
     if (rcgc_unlikely(RCGC_SHARED_STATE(old) == RCGC_SHARED_MERGED && RCGC_SHARED_COUNT(old) <= 0)) {
         /* A merged object with no references is dead or being freed. */
@@ -178,6 +186,7 @@ static void queue_to_owner(rcgc__header *h);
 RCGC_NOINLINE void rcgc__decref_shared(void *o) {
     rcgc__header *h = rcgc__hdr(o);
     require_attached(o, "rcgc_decref");
+    rcgc__object_check(o, "rcgc_decref of a pointer rcgc did not allocate");
     intptr_t shared = rcgc__shared(h);
     intptr_t desired;
     bool queue;
@@ -259,10 +268,10 @@ static int merge_if_owned(void *block, size_t size, void *arg) {
     /* Owner first: a block freed meanwhile has a link there, never us. */
     if (rcgc__owner(h) == (uintptr_t)ctx->self &&
         __atomic_load_n(&h->local, __ATOMIC_RELAXED) != RCGC__IMMORTAL) {
-        /* An owned object keeps a count of at least 1 (see the theory), so
-         * this merge never frees. */
-        intptr_t n = merge(h, 0);
-        RCGC_ASSERT(n > 0);
+        /* Other threads may drop references while we merge, so the object
+         * can die here; rcgc__merge_owned defers the death past the walk. */
+        if (merge(h, 0) == 0)
+            rcgc__object_dealloc(rcgc__obj(h));
         ctx->merged++;
     }
     return 0;
@@ -277,9 +286,14 @@ static int merge_large_owned(rcgc_page *pg, void *arg) {
 /* Called by t itself, while attached (see the theory above). */
 size_t rcgc__merge_owned(rcgc_thread *t) {
     owned_ctx ctx = {t, 0};
+    /* Deaths found by the walk must not free blocks (and maybe pages) under
+     * it: with dealloc_depth raised they queue on the trash list. */
+    t->dealloc_depth++;
     for (unsigned tag = RCGC_TAG_OBJ; tag <= RCGC_TAG_GC; tag++)
         rcgc__heap_visit_own(&t->heap, tag, merge_if_owned, &ctx);
     rcgc__arena_foreach_span(merge_large_owned, &ctx);
+    t->dealloc_depth--;
+    rcgc__object_trash_drain(t);
     return ctx.merged;
 }
 

@@ -97,6 +97,7 @@ void rcgc_shutdown(void) {
         rcgc_thread_detach();
     }
     rcgc__heap_collect_abandoned();
+    rcgc__heap_shutdown_reset();    /* pages of immortal or leaked objects */
     rcgc__thread_registry_shutdown();
     rcgc__arena_release_all();
     pthread_mutex_unlock(&lifecycle_lock);

@@ -89,6 +89,7 @@ static void uncount(rcgc_thread *t) {
 }
 
 void rcgc__safepoint_go_detached(rcgc_thread *t) {
+    rcgc__heap_flush_remote(&t->heap);  /* a pause may walk the heap */
     rcgc__qsbr_pause(t);
     atomic_store_explicit(&t->state, RCGC_DETACHED, memory_order_seq_cst);
     if (atomic_load_explicit(&requested, memory_order_seq_cst)) {
@@ -139,11 +140,11 @@ RCGC_NOINLINE void rcgc__safepoint_slow(void) {
     if (!t)
         return;     /* a stale bit from an earlier attachment */
     atomic_fetch_add_explicit(&t->polls_slow, 1, memory_order_relaxed);
+    rcgc__heap_flush_remote(&t->heap);  /* before suspending: a pause may walk the heap */
     if (bits & RCGC_POLL_STW)
         suspend_self(t);
     if (bits & RCGC_POLL_MERGE)
         rcgc__merge_queue_drain(t);
-    rcgc__heap_flush_remote(&t->heap);
     rcgc__qsbr_quiescent(t);
 }
 
@@ -190,6 +191,7 @@ int rcgc__world_stopped_by_me(void) {
 
 void rcgc__stop_the_world(void) {
     rcgc_thread *self = rcgc__thread_require("stop-the-world");
+    rcgc__heap_flush_remote(&self->heap);
     if (rcgc__world_stopped_by_me())
         RCGC_FATAL("stop-the-world requested while this thread already holds the world stopped");
     if (pthread_mutex_trylock(&requester_lock) != 0) {

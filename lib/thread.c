@@ -232,3 +232,22 @@ void rcgc__thread_retired_stats(size_t out[RCGC_RETIRED_NSTATS]) {
         out[i] = retired[i];
     rcgc__registry_unlock();
 }
+
+/* Is p the state of an attached or pooled thread? For fatal messages, which
+ * must not follow a corrupt owner pointer: a trylock, so that a report from
+ * inside a registry operation cannot deadlock (it then says "unknown"). */
+int rcgc__thread_lookup(uintptr_t p, uint64_t *serial, long *tid) {
+    if (pthread_mutex_trylock(&registry_lock) != 0)
+        return 0;
+    int found = 0;
+    for (rcgc_thread *t = registry; t && !found; t = t->next)
+        found = (uintptr_t)t == p;
+    for (rcgc_thread *t = pool; t && !found; t = t->next)
+        found = (uintptr_t)t == p;
+    if (found) {
+        *serial = ((rcgc_thread *)p)->serial;
+        *tid = (long)((rcgc_thread *)p)->tid;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return found;
+}

@@ -58,6 +58,7 @@ typedef struct rcgc_thread {
 
     /* Deferred frees waiting for a grace period (qsbr.c), owner only. */
     struct rcgc_qsbr_batch *qsbr_batch;
+    unsigned qsbr_batch_age;    /* quiescent states since the batch began */
     int qsbr_online;            /* registered with liburcu and online */
 
     /* Biased counting (refcount.c): objects other threads asked this
@@ -93,6 +94,8 @@ void   rcgc__registry_unlock(void);
 rcgc_thread *rcgc__registry_first(void);   /* registry lock held */
 
 int    rcgc__runtime_initialized(void);
+/* 1 and the thread's serial and tid if p is a thread state (fatal messages). */
+int    rcgc__thread_lookup(uintptr_t p, uint64_t *serial, long *tid);
 /* Heap counters, in this order: allocs, (unused: frees are derived),
  * remote_frees, remote_free_bytes, large_allocs, large_frees. */
 #define RCGC_RETIRED_NSTATS 6

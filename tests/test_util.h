@@ -179,11 +179,28 @@ static inline void test_gate_set(test_gate *g, int step) {
     pthread_mutex_unlock(&g->lock);
 }
 
-static inline void test_gate_wait(test_gate *g, int step) {
+/* Wait without entering a blocking region (the caller is in one already,
+ * or is not attached). */
+static inline void test_gate_wait_raw(test_gate *g, int step) {
     pthread_mutex_lock(&g->lock);
     while (g->step < step)
         pthread_cond_wait(&g->cond, &g->lock);
     pthread_mutex_unlock(&g->lock);
+}
+
+/* An attached thread waits in a blocking region, as rcgc's contract asks
+ * of every attached thread that blocks (a pause never waits for it, and its
+ * chained remote frees are flushed first). */
+static inline void test_gate_wait(test_gate *g, int step) {
+    int attached = rcgc_is_attached();
+    if (attached)
+        rcgc_blocking_begin();
+    pthread_mutex_lock(&g->lock);
+    while (g->step < step)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+    if (attached)
+        rcgc_blocking_end();
 }
 
 /* Open every registered gate all the way, join the threads a failed test
