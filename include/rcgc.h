@@ -38,9 +38,17 @@ typedef struct rcgc_config {
 int   rcgc_init(const rcgc_config *cfg);   /* NULL: defaults + RCGC_* env; attaches caller; 0 or errno */
 void  rcgc_shutdown(void);                 /* release all memory; re-init allowed */
 int   rcgc_thread_attach(void);            /* 0 or errno (EBUSY: already attached, EINVAL: not initialised) */
-void  rcgc_thread_detach(void);            /* abandons the thread's pages to other heaps */
+void  rcgc_thread_detach(void);            /* merges the counts of objects it owns, abandons its pages.
+                                              A thread that exits attached is detached by a
+                                              pthread key destructor. */
 int   rcgc_is_attached(void);              /* 1 if the calling thread is attached */
 
+/* Pauses (the collector's stop-the-world) wait for every attached thread to
+ * reach a safepoint: rcgc_safepoint(), rcgc_new, rcgc_malloc. An attached
+ * thread that blocks (a system call, a lock, a join, a sleep) must do it
+ * inside rcgc_blocking_begin/end, or a pause waits for it (the watchdog,
+ * RCGC_WATCHDOG_MS, names such a thread on stderr). Touch no rcgc object
+ * inside a blocking region. */
 static inline void rcgc_safepoint(void);  /* inline poll below: one load, one branch */
 void  rcgc_blocking_begin(void);           /* the collector never waits for a thread in here */
 void  rcgc_blocking_end(void);             /* waits for a pause in progress to end */
