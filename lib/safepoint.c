@@ -49,7 +49,20 @@ RCGC_TLS uint32_t rcgc__tls_poll;
 
 static pthread_mutex_t requester_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t stw_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t stopped_cond = PTHREAD_COND_INITIALIZER;   /* requester waits */
+/* The requester waits on stopped_cond with a deadline (the watchdog); the
+ * deadline is on CLOCK_MONOTONIC, so the condvar must be too (a default
+ * condvar measures CLOCK_REALTIME, every wait returned at once, and the
+ * requester spun through each pause: time to safepoint sat at the 4 ms
+ * scheduler tick). Set up once, before the first pause. */
+static pthread_cond_t stopped_cond;
+static pthread_once_t stopped_cond_once = PTHREAD_ONCE_INIT;
+static void stopped_cond_init(void) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&stopped_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
 static pthread_cond_t resume_cond = PTHREAD_COND_INITIALIZER;    /* suspended threads wait */
 static _Atomic int requested;
 static int countdown;                                            /* stw_lock */
@@ -201,6 +214,7 @@ void rcgc__stop_the_world(void) {
         pthread_mutex_lock(&requester_lock);
         rcgc__safepoint_go_attached(self);
     }
+    pthread_once(&stopped_cond_once, stopped_cond_init);
     rcgc__registry_lock();
     uint64_t t0 = now_ns();
     pthread_mutex_lock(&stw_lock);
@@ -273,8 +287,10 @@ void rcgc__start_the_world(void) {
     st.pause_total_ns += paused;
     if (paused > st.pause_max_ns)
         st.pause_max_ns = paused;
-    pthread_cond_broadcast(&resume_cond);
     pthread_mutex_unlock(&stw_lock);
+    /* Wake after unlocking, so the woken threads do not queue on stw_lock
+     * behind us. */
+    pthread_cond_broadcast(&resume_cond);
     rcgc__registry_unlock();
     pthread_mutex_unlock(&requester_lock);
 }
@@ -303,8 +319,10 @@ void rcgc__pause_stats(rcgc_pause_stats *out) {
     pthread_mutex_unlock(&stw_lock);
     if (n) {
         qsort(sorted, n, sizeof sorted[0], cmp_u64);
-        out->ttsp_p50_ns = sorted[n / 2];
-        out->ttsp_p99_ns = sorted[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+        /* Nearest-rank percentiles: the smallest sample with at least
+         * p% of the samples at or below it. */
+        out->ttsp_p50_ns = sorted[(n * 50 + 99) / 100 - 1];
+        out->ttsp_p99_ns = sorted[(n * 99 + 99) / 100 - 1];
         out->ttsp_max_ns = sorted[n - 1];
     }
     pthread_mutex_unlock(&stats_lock);
