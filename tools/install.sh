@@ -52,7 +52,10 @@ shared=$(pick librcgc.so) ||
 
 # A shared library that does not define the API, or does not record its own
 # dependencies, would only fail later, in the user's link.
-if ! nm -D --defined-only "$shared" | grep -qw rcgc_init; then
+# (nm's output is captured first: with pipefail, `nm | grep -q` fails when
+# grep exits at its match and nm dies of SIGPIPE.)
+exported=$(nm -D --defined-only "$shared")
+if ! grep -qw rcgc_init <<<"$exported"; then
     die "$shared does not export rcgc_init: the library's objects were not
 linked into it (a cc_binary with linkshared links a cc_library's archive
 without --whole-archive). lib/BUILD.bazel must link every object into it."

@@ -92,7 +92,8 @@ static_libs=${static_libs/-lrcgc/-l:librcgc.a}
 # shellcheck disable=SC2086
 "$CC" -o "$tmp/app-static" "$tmp/app.c" $static_libs ||
     fail "static link failed: $CC app.c $static_libs"
-if readelf -d "$tmp/app-static" | grep -q 'librcgc\.so'; then
+dyn=$(readelf -d "$tmp/app-static")    # captured: see install.sh on pipefail
+if grep -q 'librcgc\.so' <<<"$dyn"; then
     fail "app-static depends on librcgc.so"
 fi
 "$tmp/app-static" || fail "app-static failed"
