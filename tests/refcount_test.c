@@ -30,21 +30,11 @@
 #include "lib/object.h"
 #include "lib/thread.h"
 
-#ifdef RCGC_SANITIZER
-#define SANITIZED 1
-#else
-#define SANITIZED 0
-#endif
-#define SCALE(normal, sanitized) (SANITIZED ? (sanitized) : (normal))
+#include "tests/test_util.h"
 
-#define THREAD_CHECK(cond)                                                              \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: check failed in a thread: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                             \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
+#define SANITIZED TEST_SANITIZER
+#define SCALE(normal, sanitized) TEST_SCALE(normal, sanitized)
+#define THREAD_CHECK(cond) TEST_THREAD_CHECK(cond)
 
 static int setup(void **state) {
     (void)state;

@@ -45,6 +45,19 @@
 #endif
 
 #define TEST_MIB ((size_t)1 << 20)
+/* Work sized for the build: sanitizers run 5-20x slower. */
+#define TEST_SCALE(normal, sanitized) (TEST_SANITIZER ? (sanitized) : (normal))
+
+/* An assertion for threads other than the test's own: cmocka's assertions
+ * longjmp into the test's frame, which only that thread may do. */
+#define TEST_THREAD_CHECK(cond)                                                         \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "%s:%d: check failed in a thread: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                             \
+            abort();                                                                    \
+        }                                                                               \
+    } while (0)
 
 /* ------------------------------------------------------------------------
  * Crashes end the program. cmocka catches SIGSEGV and friends and jumps to
