@@ -785,7 +785,10 @@ static void test_load_ref_races_writer(void **state) {
     }
     /* The writer (this thread) replaces the object and drops it each time:
      * the slot holds the only reference. */
-    for (long i = 1; i <= n; i++) {
+    /* At least n replacements, and on until the readers have loaded
+     * something (on 2 busy cores they may not have run yet), up to 100 n. */
+    long i = 1;
+    for (;; i++) {
         counted *o = new_counted(&counted_shared_read_type, 0);
         o->seq = (uint64_t)i;
         rcgc_set(&c.slot, o);
@@ -794,7 +797,15 @@ static void test_load_ref_races_writer(void **state) {
             rcgc_safepoint();
         if ((i & 255) == 0)
             sched_yield();
+        if (i >= n) {
+            long seen = 0;
+            for (int r = 0; r < READERS; r++)
+                seen += atomic_load(&c.loads[r]);
+            if (seen > 0 || i >= 100 * n)
+                break;
+        }
     }
+    n = i;
     rcgc_set(&c.slot, NULL);
     atomic_store(&c.stop, 1);
     rcgc_blocking_begin();
