@@ -110,15 +110,20 @@ int rcgc_thread_attach(void) {
         pthread_mutex_init(&t->mq_lock, NULL);
     }
     memset(t, 0, offsetof(rcgc_thread, mq_lock));
-    pthread_mutex_lock(&t->mq_lock);
-    t->mq.top = NULL;
-    t->mq_dead = 0;
-    pthread_mutex_unlock(&t->mq_lock);
     rcgc__heap_init(&t->heap);
     t->tid = (pid_t)syscall(SYS_gettid);
     t->pthread = pthread_self();
     pthread_getname_np(t->pthread, t->name, sizeof t->name);
     rcgc__safepoint_thread_init(t);
+    /* Reopen the merge queue last: a thread that read this state's address
+     * as an old object's owner may push as soon as mq_dead is 0, and then
+     * reads t->poll; the unlock publishes everything set above. (Such a
+     * push is harmless: the old attachment merged every object it owned, and
+     * merging goes by the object's state.) */
+    pthread_mutex_lock(&t->mq_lock);
+    t->mq.top = NULL;
+    t->mq_dead = 0;
+    pthread_mutex_unlock(&t->mq_lock);
     int err = pthread_setspecific(exit_key, t);
     /* Not attached yet: a plain lock (a pause in progress holds it, and we
      * wait for the pause to end, as attaching threads must). */
