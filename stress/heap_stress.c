@@ -554,9 +554,7 @@ static void spawn(slot *s) {
  * blocking region: a pause must not wait for it. */
 static void join(slot *s) {
     if (!s->joined) {
-        rcgc_blocking_begin();
-        pthread_join(s->thread, NULL);
-        rcgc_blocking_end();
+        stress_join_blocking(s->thread);
         s->joined = 1;
     }
 }
@@ -564,13 +562,6 @@ static void join(slot *s) {
 /* ------------------------------------------------------------------------
  * Main thread
  * ------------------------------------------------------------------------ */
-static void fatal_handler(const char *message) {
-    fprintf(stderr, "%s: rcgc fatal error (seed %llu): %s\n", stress_prog,
-            (unsigned long long)g_seed, message);
-    fflush(stderr);
-    abort();
-}
-
 static uint64_t sum(size_t field_offset) {
     uint64_t t = 0;
     for (unsigned i = 0; i < g_nslots; i++)
@@ -630,6 +621,7 @@ int main(int argc, char **argv) {
     };
     stress_parse_options(argc, argv, &opt, extra, sizeof extra / sizeof extra[0]);
     g_seed = opt.seed;
+    stress_seed = g_seed;
     g_nslots = opt.threads;
     if (g_max_live > MAX_LIVE_CAP) {
         printf("%s: --max-live capped at %lu in this build\n", stress_prog, MAX_LIVE_CAP);
@@ -646,7 +638,7 @@ int main(int argc, char **argv) {
     int rc = rcgc_init(NULL);
     if (rc != 0)
         stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(fatal_handler);
+    rcgc_set_fatal_handler(stress_fatal_handler);
     rcgc_thread_set_name("hs-main");
 
     g_slots = calloc(g_nslots, sizeof *g_slots);

@@ -531,9 +531,7 @@ static void spawn(pos *p) {
 
 static void join(pos *p) {
     if (!p->joined) {
-        rcgc_blocking_begin();
-        pthread_join(p->thread, NULL);
-        rcgc_blocking_end();
+        stress_join_blocking(p->thread);
         p->joined = 1;
     }
 }
@@ -541,13 +539,6 @@ static void join(pos *p) {
 /* ------------------------------------------------------------------------
  * Main thread
  * ------------------------------------------------------------------------ */
-static void fatal_handler(const char *message) {
-    fprintf(stderr, "%s: rcgc fatal error (seed %llu): %s\n", stress_prog,
-            (unsigned long long)g_seed, message);
-    fflush(stderr);
-    abort();
-}
-
 static uint64_t sum(size_t off) {
     uint64_t t = 0;
     for (unsigned i = 0; i < g_npos; i++)
@@ -592,6 +583,7 @@ int main(int argc, char **argv) {
     stress_options opt = { .threads = 4, .seconds = 5 };
     stress_parse_options(argc, argv, &opt, NULL, 0);
     g_seed = opt.seed;
+    stress_seed = g_seed;
     g_npos = opt.threads;
 
     printf("%s: torture test, not a benchmark: threads %u, seconds %g, cells %u, max held %u, "
@@ -604,7 +596,7 @@ int main(int argc, char **argv) {
     int rc = rcgc_init(NULL);
     if (rc != 0)
         stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(fatal_handler);
+    rcgc_set_fatal_handler(stress_fatal_handler);
     rcgc_thread_set_name("rs-main");
 
     g_pos = calloc(g_npos, sizeof *g_pos);

@@ -14,6 +14,8 @@
 #define RCGC_STRESS_UTIL_H
 
 #include <errno.h>
+#include <pthread.h>
+#include <rcgc.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -301,6 +303,26 @@ static inline void stress_parse_options(int argc, char **argv, stress_options *o
     }
     if (!o->seed_given)
         o->seed = stress_mix64(stress_now_ns() ^ ((uint64_t)getpid() << 32)) & 0xFFFFFFFFFFFFull;
+}
+
+/* ------------------------------------------------------------------------
+ * rcgc: fatal errors that name the seed, and waits that never hold up a
+ * pause (main stays attached for the whole run, so each of its waits is a
+ * blocking region).
+ * ------------------------------------------------------------------------ */
+static uint64_t stress_seed;    /* set by main from the options */
+
+static inline void stress_fatal_handler(const char *message) {
+    fprintf(stderr, "%s: rcgc fatal error (seed %llu): %s\n", stress_prog,
+            (unsigned long long)stress_seed, message);
+    fflush(stderr);
+    abort();
+}
+
+static inline void stress_join_blocking(pthread_t t) {
+    rcgc_blocking_begin();
+    pthread_join(t, NULL);
+    rcgc_blocking_end();
 }
 
 #endif /* RCGC_STRESS_UTIL_H */
