@@ -33,10 +33,14 @@ extern "C" {
 typedef struct rcgc_config {
     int purge;          /* 0: default (RCGC_PURGE, else on); 1: return empty pages' memory to the OS at once; -1: keep it */
     int arena_cache;    /* 0: default (RCGC_ARENA_CACHE, else 1); n > 0: empty arenas kept reserved; -1: none */
+    int gc_workers;     /* 0: default (RCGC_GC_WORKERS, else the number of CPUs); n > 0: collector threads */
+    int gc_threshold;   /* 0: default (RCGC_GC_THRESHOLD, else 2000); n > 0: see rcgc_gc_set_threshold; -1: automatic collection off */
+    int gc_full_pct;    /* 0: default (RCGC_GC_FULL_PCT, else 25); n > 0: see rcgc_gc_set_threshold */
 } rcgc_config;
 
 int   rcgc_init(const rcgc_config *cfg);   /* NULL: defaults + RCGC_* env; attaches caller; 0 or errno */
-void  rcgc_shutdown(void);                 /* release all memory; re-init allowed */
+void  rcgc_shutdown(void);                 /* a full collection (finalizers run), then release all
+                                              memory; re-init allowed */
 int   rcgc_thread_attach(void);            /* 0 or errno (EBUSY: already attached, EINVAL: not initialised) */
 void  rcgc_thread_detach(void);            /* merges the counts of objects it owns, abandons its pages.
                                               A thread that exits attached is detached by a
@@ -100,6 +104,106 @@ void   rcgc_immortalize(void *o);                       /* counting stops; never
 int    rcgc_is_immortal(const void *o);
 
 /* ------------------------------------------------------------------------
+ * Weak references. A weak reference does not keep its referent alive. It
+ * is cleared (get returns NULL) before the referent is finalized or freed;
+ * then its callback, if any, runs once, outside any pause, on the thread
+ * that found the referent dead (the one that dropped the last reference,
+ * or the collector), with the referent already unreachable. The
+ * rcgc_weakref itself stays valid until rcgc_weakref_free, also inside its
+ * callback; a weak reference freed before its referent dies gets no
+ * callback.
+ * ------------------------------------------------------------------------ */
+typedef struct rcgc_weakref rcgc_weakref;
+typedef void (*rcgc_weakref_cb)(rcgc_weakref *w, void *arg);
+/* A weak reference to o (the caller holds a strong one). NULL + errno:
+ * ENOMEM, or EINVAL if o is NULL or immortal (immortal objects never die). */
+rcgc_weakref *rcgc_weakref_new(void *o, rcgc_weakref_cb cb, void *arg);
+void *rcgc_weakref_get(rcgc_weakref *w);   /* a new strong reference, or NULL once the referent died */
+void  rcgc_weakref_free(rcgc_weakref *w);  /* NULL allowed; any attached thread, once */
+
+/* ------------------------------------------------------------------------
+ * The cycle collector: Python's gc module, in C.
+ *
+ * A collection stops the world and finds the tracked objects (those whose
+ * type has `traverse`) that only other candidates refer to. Unreachable
+ * objects lose their weak references, then their type's `finalize` runs
+ * once per object (PEP 442) with the world running; objects a finalizer
+ * made reachable again survive, with everything they reach; the rest get
+ * `clear`, and counting frees them. `clear` must be idempotent: a cleared
+ * object's death calls it again.
+ *
+ * Automatic collections run when tracked allocations minus deallocations
+ * since the last collection exceed the threshold and a quarter of the live
+ * tracked objects; they are young collections (only objects allocated since
+ * the last collection are candidates) unless the objects that survived
+ * young collections since the last full one exceed full_pct percent of the
+ * objects that survived it.
+ * ------------------------------------------------------------------------ */
+size_t rcgc_collect(void);                  /* full collection: unreachable objects found */
+size_t rcgc_collect_young(void);            /* young collection: unreachable objects found */
+void   rcgc_gc_enable(void);                /* automatic collections (on after rcgc_init) */
+void   rcgc_gc_disable(void);
+int    rcgc_gc_is_enabled(void);
+void   rcgc_gc_set_threshold(size_t threshold, unsigned full_pct); /* threshold 0: automatic off */
+void   rcgc_gc_get_threshold(size_t *threshold, unsigned *full_pct);
+size_t rcgc_gc_get_count(void);             /* tracked allocations - deallocations since the last
+                                               collection (threads buffer up to 64 each) */
+void   rcgc_gc_freeze(void);                /* every tracked object: never a candidate again */
+void   rcgc_gc_unfreeze(void);              /* candidates again (at the next full collection) */
+size_t rcgc_gc_get_freeze_count(void);
+int    rcgc_is_tracked(const void *o);      /* 1 if o's type has traverse (and o is not frozen-untracked) */
+
+/* Introspection. Each takes a snapshot with the world stopped, holding a
+ * reference to every object in it, then calls fn on each with the world
+ * running (fn may do anything, including allocate and collect); a non-zero
+ * return from fn stops the walk and is returned. -1 + ENOMEM: no memory
+ * for the snapshot (fn not called). */
+int rcgc_gc_get_objects(rcgc_visit_fn fn, void *arg);             /* every live tracked object */
+int rcgc_gc_get_referrers(const void *o, rcgc_visit_fn fn, void *arg); /* tracked objects referring to o */
+int rcgc_gc_get_referents(void *o, rcgc_visit_fn fn, void *arg);  /* what o's traverse visits */
+
+/* Collection callbacks: called on the collecting thread at the start and
+ * at the end of every collection, with the world running. */
+typedef struct rcgc_gc_info {
+    uint64_t collection;    /* 1 for the first collection since rcgc_init */
+    int      young;         /* 1: young collection; 0: full */
+    int      aborted;       /* ENOMEM: the collection gave up and changed nothing */
+    unsigned workers;       /* collector threads used */
+    size_t   candidates;    /* objects scanned */
+    size_t   unreachable;   /* found unreachable (what rcgc_collect returns) */
+    size_t   collected;     /* unreachable and cleared (freed unless something kept them) */
+    size_t   uncollectable; /* unreachable but their type has no clear: left alive */
+    size_t   finalized;     /* finalize calls */
+    size_t   resurrected;   /* unreachable objects that finalizers made reachable again */
+    size_t   saved;         /* kept by RCGC_GC_DEBUG_SAVEALL instead of cleared */
+    uint64_t pause_ns;      /* world stopped (both pauses) */
+    uint64_t duration_ns;   /* start to end, finalizers and freeing included */
+} rcgc_gc_info;
+typedef enum { RCGC_GC_START, RCGC_GC_STOP } rcgc_gc_phase;
+typedef void (*rcgc_gc_callback)(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg);
+int rcgc_gc_callback_add(rcgc_gc_callback fn, void *arg);     /* 0, ENOMEM (32 at most), EEXIST */
+int rcgc_gc_callback_remove(rcgc_gc_callback fn, void *arg);  /* 0 or ENOENT */
+
+/* Totals since rcgc_init, and the last collection's info. */
+typedef struct rcgc_gc_stats {
+    uint64_t collections, young_collections, full_collections, aborted;
+    uint64_t candidates, unreachable, collected, uncollectable, finalized, resurrected;
+    uint64_t pause_total_ns, pause_max_ns;
+    size_t   tracked_live;  /* tracked objects that survived the last collection, plus count since */
+    size_t   frozen;
+    rcgc_gc_info last;
+} rcgc_gc_stats;
+void rcgc_gc_get_stats(rcgc_gc_stats *out);
+
+/* Debugging: with RCGC_GC_DEBUG_SAVEALL, unreachable objects are kept (with
+ * a reference) instead of cleared; see them with rcgc_gc_get_garbage. */
+#define RCGC_GC_DEBUG_SAVEALL 0x1u
+void     rcgc_gc_set_debug(unsigned flags);
+unsigned rcgc_gc_get_debug(void);
+int      rcgc_gc_get_garbage(rcgc_visit_fn fn, void *arg);  /* as get_objects, over the saved garbage */
+size_t   rcgc_gc_clear_garbage(void);                       /* drop the saved references; how many */
+
+/* ------------------------------------------------------------------------
  * Raw memory from the per-thread heaps (like PyMem_Malloc).
  * Blocks are 16-byte aligned. Any attached thread may free a block that
  * another allocated. Calls from an unattached thread are misuse (fatal).
@@ -147,6 +251,9 @@ typedef struct rcgc_stats {
     size_t threads_attached;
     /* Objects */
     size_t objects_shared_read_pending; /* freed SHARED_READ objects waiting for a grace period */
+    size_t objects_tracked; /* tracked objects alive at the last collection, plus allocations -
+                               deallocations since (approximate) */
+    uint64_t gc_collections;/* cycle collections (rcgc_gc_get_stats has the details) */
     /* Safepoints and pauses (time to safepoint over the last 4096 pauses) */
     uint64_t pauses;
     uint64_t ttsp_p50_ns, ttsp_p99_ns, ttsp_max_ns;
