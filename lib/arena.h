@@ -46,7 +46,8 @@ typedef struct __attribute__((aligned(128))) rcgc_page {
                                    relaxed atomics so statistics may read it */
     uint32_t reserved;          /* blocks carved from the span so far */
     uint32_t capacity;          /* blocks the span holds */
-    uint32_t _pad0;
+    uint32_t gc_epoch;          /* the collector's epoch when blocks were last allocated here
+                                   (young collections walk only the current epoch's pages) */
     uint8_t *start;             /* first block (set with the span) */
     struct rcgc_page *next, *prev; /* heap page queue, or the abandoned list */
 

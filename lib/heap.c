@@ -143,6 +143,15 @@ static void page_extend(rcgc_page *pg) {
         b->next = head;
         head = b;
     }
+    /* Object pages: a block never allocated is marked free the way a freed
+     * object is (its shared count poisoned), so the collector tells live
+     * blocks from free ones by their header alone (gc.c). A reused span
+     * may hold anything at these addresses. */
+    if (pg->tag != RCGC_TAG_RAW) {
+        for (uint32_t i = 0; i < n; i++)
+            __atomic_store_n((intptr_t *)(p + (size_t)i * pg->block_size) + 2, RCGC_BLOCK_FREE_MARK,
+                             __ATOMIC_RELAXED);
+    }
     pg->free = head;
     pg->reserved += n;
 }
@@ -370,6 +379,7 @@ static void *alloc_large(rcgc_heap *h, unsigned tag, size_t size) {
     rcgc_page *pg = rcgc__arena_alloc_large(size, (uint8_t)tag);
     if (!pg)
         return NULL;
+    pg->gc_epoch = __atomic_load_n(&rcgc__gc_epoch, __ATOMIC_RELAXED);
     RCGC_STAT_ADD(h->stat.allocs, 1);
     RCGC_STAT_ADD(h->stat.large_allocs, 1);
     return pg->start;
@@ -390,6 +400,10 @@ void *rcgc__heap_alloc_slow(rcgc_heap *h, unsigned tag, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
+    /* Young collections walk the pages allocated from since the last
+     * collection: stamp this one (the collector stamps each heap's current
+     * pages when it bumps the epoch). */
+    pg->gc_epoch = __atomic_load_n(&rcgc__gc_epoch, __ATOMIC_RELAXED);
     rcgc_block *b = pg->free;
     pg->free = b->next;
     RCGC_STAT_ADD(pg->used, 1);

@@ -47,6 +47,14 @@ struct rcgc_heap {
     } stat;
 };
 
+/* The collector's epoch (gc.c): bumped by every collection, with the world
+ * stopped. Pages remember the epoch of their last allocation. */
+extern uint32_t rcgc__gc_epoch;
+/* The word at offset 16 of a free block on an object page (an object's
+ * `shared` field): RCGC_SHARED_FREED (object.h), repeated here because the
+ * heap layer does not know objects. */
+#define RCGC_BLOCK_FREE_MARK (INTPTR_MIN | 3)
+
 /* Size classes. */
 extern const uint32_t rcgc__class_size[RCGC_NCLASSES];
 static inline unsigned rcgc__size_class(size_t size) {

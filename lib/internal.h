@@ -96,6 +96,9 @@ typedef enum {
     RCGC_OPT_ARENA_CACHE,     /* empty arenas kept reserved instead of unmapped */
     RCGC_OPT_FAULT_OS_NTH,    /* testing: the Nth OS memory call fails (0: never) */
     RCGC_OPT_WATCHDOG_MS,     /* a pause waiting this long for one thread names it (0: off) */
+    RCGC_OPT_GC_WORKERS,      /* collector threads (0: one per CPU) */
+    RCGC_OPT_GC_THRESHOLD,    /* tracked allocations - deallocations that start a collection (0: off) */
+    RCGC_OPT_GC_FULL_PCT,     /* young survivors, in % of the old heap, that make the next one full */
     RCGC_OPT_COUNT
 } rcgc_option;
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gc.h"
 #include "object.h"
 #include "qsbr.h"
 #include "safepoint.h"
@@ -51,10 +52,15 @@ void *rcgc_new_var(const rcgc_type *t, size_t size) {
     memset(h + 1, 0, size);
     bool shared_read = (t->flags & RCGC_TYPE_SHARED_READ) != 0;
     h->local = 1;
-    h->gc = (t->traverse ? RCGC_GC_TRACKED : 0) | (shared_read ? RCGC_GC_SHARED_READ : 0);
+    __atomic_store_n(&h->gc,
+                     (t->traverse ? RCGC_GC_TRACKED | RCGC_GC_YOUNG : 0) |
+                         (shared_read ? RCGC_GC_SHARED_READ : 0),
+                     __ATOMIC_RELAXED);
     h->type = t;
     __atomic_store_n(&h->shared, shared_read ? (intptr_t)RCGC_SHARED_WEAKREFS : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&h->owner, (uintptr_t)self, __ATOMIC_RELAXED);
+    if (t->traverse)
+        rcgc__gc_count_alloc(self);
     return h + 1;
 }
 
@@ -92,6 +98,11 @@ RCGC_NOINLINE void rcgc__object_dealloc(void *o) {
     self->dealloc_depth = 1;
     for (;;) {
         const rcgc_type *t = h->type;
+        uint32_t gc = rcgc__gcbits(h);
+        if (gc & RCGC_GC_WEAKREFED)
+            rcgc__weakref_clear_dying(h);  /* callbacks run here, before clear */
+        if ((gc & RCGC_GC_TRACKED) && !self->gc_collecting)
+            rcgc__gc_count_dealloc(self);
         if (t->clear)
             t->clear(rcgc__obj(h));
         if (t->destroy)
@@ -126,11 +137,13 @@ void rcgc_set(void **slot, void *value) {
 }
 
 /* Take a reference unless the object is dying; never revives a zero. */
-static bool try_incref(rcgc__header *h) {
+bool rcgc__try_incref(rcgc__header *h) {
     uint32_t local = __atomic_load_n(&h->local, __ATOMIC_RELAXED);
     if (local == RCGC__IMMORTAL)
         return true;
     if (rcgc__owner(h) == (uintptr_t)rcgc__tls_thread) {
+        if (local == 0)
+            return false;   /* the owner's own object, dying on this thread */
         __atomic_store_n(&h->local, local + 1, __ATOMIC_RELAXED);
         return true;
     }
@@ -157,7 +170,7 @@ void *rcgc_load_ref(void *const *slot) {
                           __atomic_load_n(&h->local, __ATOMIC_RELAXED) != RCGC__IMMORTAL))
             rcgc__object_fatal(o, "rcgc_load_ref on an object whose type lacks RCGC_TYPE_SHARED_READ "
                                   "(its memory could be reused under the reader)");
-        if (try_incref(h)) {
+        if (rcgc__try_incref(h)) {
             if (__atomic_load_n((void **)slot, __ATOMIC_ACQUIRE) == o)
                 return o;
             rcgc_decref(o);     /* replaced meanwhile: try the new value */

@@ -17,6 +17,8 @@
 
 #define RCGC_HEADER_SIZE sizeof(rcgc__header)
 _Static_assert(sizeof(rcgc__header) == 32, "the header is 32 bytes");
+_Static_assert(offsetof(rcgc__header, shared) == 2 * sizeof(intptr_t),
+               "heap.c marks free object blocks through the word at offset 16");
 
 /* States of the shared count (low two bits). */
 enum {
@@ -39,6 +41,13 @@ enum {
     RCGC_GC_FINALIZED = 1u << 1,  /* finalize has run (PEP 442: once) */
     RCGC_GC_FROZEN    = 1u << 2,  /* rcgc_gc_freeze: never a candidate */
     RCGC_GC_SHARED_READ = 1u << 3,/* memory reuse waits a QSBR grace period */
+    RCGC_GC_YOUNG     = 1u << 4,  /* allocated since the last collection */
+    RCGC_GC_WEAKREFED = 1u << 5,  /* a weak reference was made to it (weakref.c) */
+    /* Transient, during a collection (gc.c): */
+    RCGC_GC_CANDIDATE = 1u << 8,  /* `owner` holds gc_refs, then a mark-stack link */
+    RCGC_GC_REACHABLE = 1u << 9,  /* marked; meaningful only with CANDIDATE */
+    RCGC_GC_OWNED     = 1u << 10, /* `owner` was a thread (its page's heap) before */
+    RCGC_GC_TRANSIENT = RCGC_GC_CANDIDATE | RCGC_GC_REACHABLE | RCGC_GC_OWNED,
 };
 
 static inline rcgc__header *rcgc__hdr(const void *o) { return (rcgc__header *)o - 1; }
@@ -50,6 +59,17 @@ static inline uintptr_t rcgc__owner(const rcgc__header *h) {
 static inline intptr_t rcgc__shared(const rcgc__header *h) {
     return __atomic_load_n(&h->shared, __ATOMIC_RELAXED);
 }
+static inline uint32_t rcgc__gcbits(const rcgc__header *h) {
+    return __atomic_load_n(&h->gc, __ATOMIC_RELAXED);
+}
+
+/* Fold the owner's count into `shared` (state MERGED, owner UNOWNED) and
+ * add `extra`; returns the merged count. The caller is the owner, or the
+ * owner is gone or suspended (refcount.c). */
+intptr_t rcgc__merge(rcgc__header *h, intptr_t extra);
+/* Take a reference unless the object is dying (count zero); never revives
+ * a zero. For lock-free loads and weak references (object.c). */
+bool rcgc__try_incref(rcgc__header *h);
 
 /* Death: clear, destroy, free — queued, not recursed (object.c). */
 void rcgc__object_dealloc(void *o);

@@ -24,6 +24,14 @@ static const option_desc table[RCGC_OPT_COUNT] = {
                                "testing: make the Nth OS memory call fail (0: never)"},
     [RCGC_OPT_WATCHDOG_MS]  = {"RCGC_WATCHDOG_MS", 1000, 0, 3600000,
                                "a pause that waits this long for one thread prints its name (0: off)"},
+    [RCGC_OPT_GC_WORKERS]   = {"RCGC_GC_WORKERS", 0, 0, 256,
+                               "collector threads, the collecting thread included (0: one per CPU)"},
+    [RCGC_OPT_GC_THRESHOLD] = {"RCGC_GC_THRESHOLD", 2000, 0, 1L << 40,
+                               "tracked allocations minus deallocations that start an automatic "
+                               "collection, if also above a quarter of the tracked heap (0: off)"},
+    [RCGC_OPT_GC_FULL_PCT]  = {"RCGC_GC_FULL_PCT", 25, 1, 10000,
+                               "objects promoted by young collections, in percent of those that "
+                               "survived the last full one, that make the next collection full"},
 };
 
 /* Written by rcgc_init before any other thread can use the runtime, then
@@ -57,6 +65,9 @@ void rcgc__options_load(const rcgc_config *cfg) {
     if (cfg) {
         from_config(RCGC_OPT_PURGE, cfg->purge);
         from_config(RCGC_OPT_ARENA_CACHE, cfg->arena_cache);
+        from_config(RCGC_OPT_GC_WORKERS, cfg->gc_workers);
+        from_config(RCGC_OPT_GC_THRESHOLD, cfg->gc_threshold);
+        from_config(RCGC_OPT_GC_FULL_PCT, cfg->gc_full_pct);
     }
     atomic_store_explicit(&loaded, 1, memory_order_release);
 }

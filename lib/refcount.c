@@ -102,7 +102,7 @@ static rcgc_thread *require_attached(const void *o, const char *what) {
  * thread, after which it may be freed at once; so the CAS takes one extra
  * reference, the stores to local and owner happen under it, and only then
  * is it dropped (a fetch_sub, whose result says whether the object died). */
-static intptr_t merge(rcgc__header *h, intptr_t extra) {
+intptr_t rcgc__merge(rcgc__header *h, intptr_t extra) {
     intptr_t shared = rcgc__shared(h);
     intptr_t count;
     for (;;) {
@@ -134,7 +134,7 @@ static intptr_t merge(rcgc__header *h, intptr_t extra) {
 
 /* A merge that may find the object dead: free it then. */
 static void merge_and_maybe_free(rcgc__header *h, intptr_t extra) {
-    if (merge(h, extra) == 0)
+    if (rcgc__merge(h, extra) == 0)
         rcgc__object_dealloc(rcgc__obj(h));
 }
 
@@ -234,7 +234,7 @@ static void queue_to_owner(rcgc__header *h) {
         /* No memory for the queue: merge with the owner suspended, and free
          * (which runs user code) only once the world runs again. */
         rcgc__stop_the_world();
-        intptr_t n = merge(h, -1);
+        intptr_t n = rcgc__merge(h, -1);
         rcgc__start_the_world();
         if (n == 0)
             rcgc__object_dealloc(rcgc__obj(h));
@@ -270,7 +270,7 @@ static int merge_if_owned(void *block, size_t size, void *arg) {
         __atomic_load_n(&h->local, __ATOMIC_RELAXED) != RCGC__IMMORTAL) {
         /* Other threads may drop references while we merge, so the object
          * can die here; rcgc__merge_owned defers the death past the walk. */
-        if (merge(h, 0) == 0)
+        if (rcgc__merge(h, 0) == 0)
             rcgc__object_dealloc(rcgc__obj(h));
         ctx->merged++;
     }

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "gc.h"
 #include "os.h"
 #include "qsbr.h"
 #include "thread.h"
@@ -69,6 +70,7 @@ int rcgc_init(const rcgc_config *cfg) {
         return EBUSY;
     }
     rcgc__options_load(cfg);
+    rcgc__gc_init();
     long nth = rcgc__option(RCGC_OPT_FAULT_OS_NTH);
     if (nth > 0)
         rcgc__os_fail_nth((uint64_t)nth);
@@ -92,6 +94,7 @@ void rcgc_shutdown(void) {
     if (others)
         RCGC_FATAL("rcgc_shutdown called while %zu other thread(s) are still attached: "
                    "detach (or join) them first", others);
+    rcgc__gc_shutdown();    /* a last full collection; collector threads stop */
     if (rcgc__tls_thread) {
         rcgc__qsbr_barrier();   /* every deferred free done while we still have a heap */
         rcgc_thread_detach();

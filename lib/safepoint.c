@@ -42,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gc.h"
 #include "qsbr.h"
 #include "safepoint.h"
 
@@ -159,6 +160,8 @@ RCGC_NOINLINE void rcgc__safepoint_slow(void) {
     if (bits & RCGC_POLL_MERGE)
         rcgc__merge_queue_drain(t);
     rcgc__qsbr_quiescent(t);
+    if (bits & RCGC_POLL_GC)
+        rcgc__gc_collect_auto(t);
 }
 
 void rcgc_blocking_begin(void) {

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "gc.h"
 #include "heap.h"
 #include "qsbr.h"
 #include "safepoint.h"
@@ -87,6 +88,7 @@ void rcgc_stats_get(rcgc_stats *out) {
     out->pause_total_ns = ps.pause_total_ns;
     out->watchdog_reports = ps.watchdog_reports;
     out->objects_shared_read_pending = rcgc__qsbr_pending();
+    rcgc__gc_stats(&out->objects_tracked, &out->gc_collections);
 
     /* Frees in flight: pushed by other threads, not yet collected. */
     out->blocks_in_use = sub_floor(out->blocks_in_use, sub_floor(out->remote_frees_total, coll_blocks));

@@ -32,6 +32,7 @@ enum {
     RCGC_POLL_STW   = 1u << 0,  /* a stop-the-world is requested */
     RCGC_POLL_MERGE = 1u << 1,  /* objects wait in the merge queue */
     RCGC_POLL_QSBR  = 1u << 2,  /* report a quiescent state (a grace period waits) */
+    RCGC_POLL_GC    = 1u << 3,  /* this thread passed the collection threshold: collect */
 };
 
 struct rcgc_qsbr_batch;
@@ -55,6 +56,12 @@ typedef struct rcgc_thread {
     /* Object death (object.c), owner only: the trashcan. */
     rcgc__header *trash;        /* objects whose death is queued */
     int           dealloc_depth;
+
+    /* The collector's allocation count (gc.c): tracked allocations minus
+     * deallocations not yet added to the global count. Owner, or the
+     * collector with the world stopped. */
+    int gc_delta;
+    int gc_collecting;          /* this thread runs a collection: its frees are not counted */
 
     /* Deferred frees waiting for a grace period (qsbr.c), owner only. */
     struct rcgc_qsbr_batch *qsbr_batch;

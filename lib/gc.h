@@ -1,0 +1,45 @@
+/*
+ * The cycle collector (gc.c) and weak references (weakref.c): internal
+ * entry points for the other layers.
+ */
+#ifndef RCGC_GC_H
+#define RCGC_GC_H
+
+#include "object.h"
+#include "thread.h"
+
+/* Counting tracked objects (the automatic trigger). Allocation and death
+ * change the thread's buffered delta; every RCGC_GC_COUNT_BATCH the
+ * buffer goes to the global count, which may request a collection. */
+#define RCGC_GC_COUNT_BATCH 64
+void rcgc__gc_count_flush(rcgc_thread *t);
+static inline void rcgc__gc_count_alloc(rcgc_thread *t) {
+    if (rcgc_unlikely(++t->gc_delta >= RCGC_GC_COUNT_BATCH))
+        rcgc__gc_count_flush(t);
+}
+static inline void rcgc__gc_count_dealloc(rcgc_thread *t) {
+    if (rcgc_unlikely(--t->gc_delta <= -RCGC_GC_COUNT_BATCH))
+        rcgc__gc_count_flush(t);
+}
+
+/* The safepoint slow path saw RCGC_POLL_GC: run the automatic collection. */
+void rcgc__gc_collect_auto(rcgc_thread *t);
+
+/* Life cycle (runtime.c): init after the registry; shutdown collects,
+ * drops saved garbage and stops the collector threads. */
+void rcgc__gc_init(void);
+void rcgc__gc_shutdown(void);
+void rcgc__gc_stats(size_t *tracked, uint64_t *collections);
+
+/* Weak references (weakref.c). */
+/* o's count reached zero and it has (had) weak references: clear them and
+ * run their callbacks, before its clear/destroy (object.c). */
+void rcgc__weakref_clear_dying(rcgc__header *h);
+/* With the world stopped: clear o's weak references; their callbacks are
+ * appended to *pending (linked by the weakref), run later by
+ * rcgc__weakref_run_callbacks. Returns how many were queued. */
+size_t rcgc__weakref_clear_for_gc(rcgc__header *h, rcgc_weakref **pending);
+void rcgc__weakref_run_callbacks(rcgc_weakref *pending);
+void rcgc__weakref_shutdown(void);
+
+#endif
