@@ -79,6 +79,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -98,6 +99,7 @@ uint32_t rcgc__gc_epoch = 1;
 #define PAGES_PER_WORKER 8      /* fewer pages than this per worker: fewer workers */
 #define SHARE_MIN 64            /* a private stack this deep is split for idle workers */
 #define MAX_CALLBACKS 32
+#define GARBAGE_RUN 256         /* garbage-array slots a worker takes at once */
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -147,9 +149,11 @@ typedef struct worker {
     bool atomic;                        /* other workers run too */
     rcgc__header *stack;                /* private mark stack (linked through owner) */
     size_t stack_n;
-    rcgc__header *_Atomic shared;       /* published half-stacks */
     size_t candidates, reached;
+    size_t gfill, gend;                 /* phase D: this worker's slots of the garbage array */
     pthread_t thread;
+    /* Read by idle workers while the owner pushes and pops: its own line. */
+    _Alignas(64) rcgc__header *_Atomic shared; /* published half-stacks */
 } worker;
 
 static worker workers[MAX_WORKERS];
@@ -258,7 +262,7 @@ static struct {
     int pass;                           /* 1: the heap; 2: the garbage, for resurrection */
     source src;
     rcgc__header **garbage;
-    size_t ngarbage, garbage_bytes;
+    size_t ngarbage, gcap, garbage_bytes;
     _Atomic size_t garbage_fill;
     int restore_only;                   /* no memory for the garbage array: undo */
 } C;
@@ -546,11 +550,9 @@ static void drain(worker *w) {
         w->stack_n--;
         uint32_t gc = rcgc__gcbits(h);
         store_owner(h, owner_to_restore(h, gc));
-        uint32_t clear = RCGC_GC_CANDIDATE | RCGC_GC_OWNED | RCGC_GC_YOUNG;
-        if (w->atomic)
-            __atomic_fetch_and(&h->gc, ~clear, __ATOMIC_RELAXED);
-        else
-            store_gc(h, gc & ~clear);
+        /* A plain store: REACHABLE is set, so no other worker changes this
+         * word now (try_mark's fetch-or finds the bit and fails). */
+        store_gc(h, gc & ~(uint32_t)(RCGC_GC_CANDIDATE | RCGC_GC_OWNED | RCGC_GC_YOUNG));
         h->type->traverse(rcgc__obj(h), visit_mark, w);
         if (w->atomic && w->stack_n >= SHARE_MIN &&
             atomic_load_explicit(&pool.idle, memory_order_relaxed) > 0)
@@ -558,20 +560,29 @@ static void drain(worker *w) {
     }
 }
 
+/* C1: every candidate with gc_refs > 0 is a root: mark and push it, but
+ * traverse nothing yet. No worker marks through the pages another worker
+ * scans (the lines would bounce between them), and the roots start out
+ * spread over the workers' stacks. With one worker, roots are traversed at
+ * once, which keeps the stack shallow. */
 static inline void root_block(worker *w, rcgc__header *h, size_t idx) {
     (void)idx;
     uint32_t gc = rcgc__gcbits(h);
     if ((gc & (RCGC_GC_CANDIDATE | RCGC_GC_REACHABLE)) != RCGC_GC_CANDIDATE)
         return;
-    /* gc_refs, or a stack link if another worker marked it meanwhile (then
-     * try_mark fails). */
     if (load_owner(h) == 0)
-        return;
-    if (try_mark(w, h)) {
+        return;     /* gc_refs 0: reachable only from candidates, if at all */
+    if (w->atomic) {
+        /* Only C1 runs now, and each object is in one worker's page. */
+        store_gc(h, gc | RCGC_GC_REACHABLE);
+        w->reached++;
+        push(w, h);
+    } else if (try_mark(w, h)) {
         push(w, h);
         drain(w);
     }
 }
+static void phase_roots(worker *w) { source_each(w, root_block); }
 
 static bool steal(worker *w) {
     unsigned n = pool.active;
@@ -599,10 +610,8 @@ static bool any_shared(void) {
     return false;
 }
 
+/* C2: drain the stacks, stealing when out of work. */
 static void phase_mark(worker *w) {
-    source_each(w, root_block);
-    if (!w->atomic)
-        return;
     for (;;) {
         drain(w);
         if (steal(w))
@@ -632,7 +641,6 @@ static void phase_mark(worker *w) {
  * ------------------------------------------------------------------------ */
 
 static inline void finish_block(worker *w, rcgc__header *h, size_t idx) {
-    (void)w;
     uint32_t gc = rcgc__gcbits(h);
     if (!(gc & RCGC_GC_CANDIDATE)) {
         /* Marked: restored as it was popped. In pass 2, resurrected. */
@@ -645,9 +653,14 @@ static inline void finish_block(worker *w, rcgc__header *h, size_t idx) {
     store_gc(h, gc & ~RCGC_GC_TRANSIENT);
     if (C.restore_only || idx != SIZE_MAX)
         return;     /* undo; or pass 2, where the collector already holds it */
-    size_t i = atomic_fetch_add_explicit(&C.garbage_fill, 1, memory_order_relaxed);
-    RCGC_ASSERT(i < C.ngarbage);
-    C.garbage[i] = h;
+    if (w->gfill == w->gend) {
+        /* Slots in runs, not one shared increment per object. */
+        size_t i = atomic_fetch_add_explicit(&C.garbage_fill, GARBAGE_RUN, memory_order_relaxed);
+        RCGC_ASSERT(i + GARBAGE_RUN <= C.gcap);
+        w->gfill = i;
+        w->gend = i + GARBAGE_RUN;
+    }
+    C.garbage[w->gfill++] = h;
     /* The collector's reference. Its own objects keep their owner (the
      * clears and frees happen on this thread); others' are merged, so
      * their counting is atomic and their deaths happen here. */
@@ -681,11 +694,21 @@ static pass_counts run_pass(size_t units) {
         w->stack_n = 0;
         atomic_store_explicit(&w->shared, NULL, memory_order_relaxed);
         w->candidates = w->reached = 0;
+        w->gfill = w->gend = 0;
     }
     atomic_store_explicit(&pool.idle, 0, memory_order_relaxed);
+    uint64_t t0 = now_ns();
     run_phase(phase_init);
+    uint64_t t1 = now_ns();
     run_phase(phase_subtract);
-    run_phase(phase_mark);
+    uint64_t t2 = now_ns();
+    run_phase(phase_roots);
+    if (active > 1)
+        run_phase(phase_mark);
+    uint64_t t3 = now_ns();
+    if (getenv("RCGC_GC_TRACE"))
+        fprintf(stderr, "gc: %u workers: init %.2f ms, subtract %.2f ms, mark %.2f ms\n", active,
+                (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6);
     pass_counts pc = {0, 0};
     for (unsigned i = 0; i < active; i++) {
         pc.candidates += workers[i].candidates;
@@ -832,7 +855,10 @@ static int first_pause(rcgc_gc_info *info, rcgc_weakref **pending, rcgc__header 
     C.restore_only = 0;
     atomic_store_explicit(&C.garbage_fill, 0, memory_order_relaxed);
     if (ngarbage) {
-        C.garbage_bytes = ngarbage * sizeof(rcgc__header *);
+        /* Workers fill runs of slots: room for each one's last, partial
+         * run (the mapping comes zeroed; the holes are squeezed out). */
+        C.gcap = ngarbage + (size_t)pool.active * GARBAGE_RUN;
+        C.garbage_bytes = C.gcap * sizeof(rcgc__header *);
         C.garbage = rcgc__os_alloc(C.garbage_bytes);
         bool saveall = atomic_load_explicit(&G.debug, memory_order_relaxed) & RCGC_GC_DEBUG_SAVEALL;
         if (C.garbage && saveall && saved_reserve(ngarbage)) {
@@ -848,7 +874,11 @@ static int first_pause(rcgc_gc_info *info, rcgc_weakref **pending, rcgc__header 
     source_release(&C.src);
     if (err)
         return err;
-    RCGC_ASSERT(atomic_load(&C.garbage_fill) == ngarbage);
+    size_t filled = 0;
+    for (size_t i = 0; i < C.gcap; i++)
+        if (C.garbage[i])
+            C.garbage[filled++] = C.garbage[i];
+    RCGC_ASSERT(filled == ngarbage);
     info->unreachable = ngarbage;
     for (size_t i = 0; i < ngarbage; i++) {
         rcgc__header *h = C.garbage[i];
