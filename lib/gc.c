@@ -97,7 +97,7 @@ uint32_t rcgc__gc_epoch = 1;
 #define MAX_WORKERS 256
 #define OBJ_CHUNK 2048          /* array entries per cursor step */
 #define PAGES_PER_WORKER 8      /* fewer pages than this per worker: fewer workers */
-#define SHARE_MIN 64            /* a private stack this deep is split for idle workers */
+#define SHARE_MIN 64             /* a private stack this deep is split for idle workers */
 #define MAX_CALLBACKS 32
 #define GARBAGE_RUN 256         /* garbage-array slots a worker takes at once */
 
@@ -525,14 +525,18 @@ static int visit_mark(void *o, void *arg) {
     return 0;
 }
 
-/* Give half of the private stack to idle workers. */
+/* Give the older half of the private stack to idle workers: the entries
+ * pushed first are nearest the roots, with the most work behind them. */
 static void share_half(worker *w) {
-    size_t k = w->stack_n / 2;
-    rcgc__header *first = w->stack, *last = first;
-    for (size_t i = 1; i < k; i++)
+    size_t keep = w->stack_n - w->stack_n / 2;
+    rcgc__header *cut = w->stack;
+    for (size_t i = 1; i < keep; i++)
+        cut = (rcgc__header *)load_owner(cut);
+    rcgc__header *first = (rcgc__header *)load_owner(cut), *last = first;
+    store_owner(cut, 0);
+    while (load_owner(last))
         last = (rcgc__header *)load_owner(last);
-    w->stack = (rcgc__header *)load_owner(last);
-    w->stack_n -= k;
+    w->stack_n = keep;
     rcgc__header *head = atomic_load_explicit(&w->shared, memory_order_relaxed);
     do {
         store_owner(last, (uintptr_t)head);
@@ -628,10 +632,14 @@ static void phase_mark(worker *w) {
             }
             if (atomic_load_explicit(&pool.idle, memory_order_acquire) == pool.active && !any_shared())
                 return;
-            if (spins > 64)
-                sched_yield();
-            else
+            /* Spin briefly, then nap: a spinning worker slows the busy one
+             * (on this 2-vCPU VM, marking a tree took 2-3x as long). */
+            if (spins < 64) {
                 __builtin_ia32_pause();
+            } else {
+                struct timespec nap = {0, 20000};
+                nanosleep(&nap, NULL);
+            }
         }
     }
 }
@@ -703,7 +711,7 @@ static pass_counts run_pass(size_t units) {
     run_phase(phase_subtract);
     uint64_t t2 = now_ns();
     run_phase(phase_roots);
-    if (active > 1)
+    if (workers[0].atomic)
         run_phase(phase_mark);
     uint64_t t3 = now_ns();
     if (getenv("RCGC_GC_TRACE"))
