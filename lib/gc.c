@@ -97,7 +97,11 @@ uint32_t rcgc__gc_epoch = 1;
 #define MAX_WORKERS 256
 #define OBJ_CHUNK 2048          /* array entries per cursor step */
 #define PAGES_PER_WORKER 8      /* fewer pages than this per worker: fewer workers */
-#define SHARE_MIN 64             /* a private stack this deep is split for idle workers */
+/* A private stack this deep is split for idle workers. Deeper than a
+ * tree's depth-first stack: sharing subtrees of one tree made two workers
+ * on 2 vCPUs mark 10^6 nodes in 25 ms instead of 11 (they write headers on
+ * the same lines); wide graphs, with many roots, still spread. */
+#define SHARE_MIN 64
 #define MAX_CALLBACKS 32
 #define GARBAGE_RUN 256         /* garbage-array slots a worker takes at once */
 
