@@ -137,6 +137,9 @@ static struct {
  * finalizer, a callback) returns 0 at once, as CPython's does. */
 static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* RCGC_GC_TRACE (read by rcgc_init): print each pass's phase times. */
+static int trace;
+
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static rcgc_gc_stats totals;            /* stats_lock */
 
@@ -718,7 +721,7 @@ static pass_counts run_pass(size_t units) {
     if (workers[0].atomic)
         run_phase(phase_mark);
     uint64_t t3 = now_ns();
-    if (getenv("RCGC_GC_TRACE"))
+    if (trace)
         fprintf(stderr, "gc: %u workers: init %.2f ms, subtract %.2f ms, mark %.2f ms\n", active,
                 (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6);
     pass_counts pc = {0, 0};
@@ -1401,7 +1404,21 @@ size_t rcgc_gc_clear_garbage(void) {
  * Life cycle
  * ------------------------------------------------------------------------ */
 
+/* A forked child has none of the parent's helper threads. */
+static void pool_after_fork_child(void) {
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.go, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.started = 0;
+    pool.quit = 0;
+}
+static void register_atfork(void) { pthread_atfork(NULL, NULL, pool_after_fork_child); }
+
 void rcgc__gc_init(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_atfork);
+    const char *tr = getenv("RCGC_GC_TRACE");
+    trace = tr && *tr && *tr != '0';
     atomic_store(&G.enabled, 1);
     atomic_store(&G.threshold, (size_t)rcgc__option(RCGC_OPT_GC_THRESHOLD));
     long pct = rcgc__option(RCGC_OPT_GC_FULL_PCT);
