@@ -159,6 +159,7 @@ typedef struct worker {
     size_t candidates, reached;
     size_t gfill, gend;                 /* phase D: this worker's slots of the garbage array */
     pthread_t thread;
+    uint64_t gen_at_start;              /* pool.gen when the thread was made (pool lock) */
     /* Read by idle workers while the owner pushes and pops: its own line. */
     _Alignas(64) rcgc__header *_Atomic shared; /* published half-stacks */
 } worker;
@@ -179,9 +180,10 @@ static struct {
 
 static void *worker_main(void *arg) {
     worker *w = arg;
-    uint64_t seen = 0;
+    /* The dispatch count when this thread was made (a phase may be
+     * dispatched before the thread first runs: it must not miss it). */
+    uint64_t seen = w->gen_at_start;
     pthread_mutex_lock(&pool.lock);
-    seen = pool.gen;
     for (;;) {
         while (pool.gen == seen && !pool.quit)
             pthread_cond_wait(&pool.go, &pool.lock);
@@ -219,6 +221,7 @@ static unsigned pool_start(void) {
     while (pool.started + 1 < want) {
         worker *w = &workers[pool.started + 1];
         w->id = pool.started + 1;
+        w->gen_at_start = pool.gen;
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);   /* helpers take no signals */
@@ -1364,6 +1367,14 @@ void rcgc_gc_unfreeze(void) {
 }
 
 size_t rcgc_gc_get_freeze_count(void) { return atomic_load(&G.frozen); }
+
+void rcgc__gc_frozen_died(void) {
+    size_t n = atomic_load_explicit(&G.frozen, memory_order_relaxed);
+    /* Never below zero: an unfreeze may have reset the count meanwhile. */
+    while (n && !atomic_compare_exchange_weak_explicit(&G.frozen, &n, n - 1, memory_order_relaxed,
+                                                       memory_order_relaxed)) {
+    }
+}
 
 /* ------------------------------------------------------------------------
  * Saved garbage (RCGC_GC_DEBUG_SAVEALL)

@@ -22,6 +22,9 @@ static inline void rcgc__gc_count_dealloc(rcgc_thread *t) {
         rcgc__gc_count_flush(t);
 }
 
+/* A frozen object died (rcgc_gc_get_freeze_count counts live ones). */
+void rcgc__gc_frozen_died(void);
+
 /* The safepoint slow path saw RCGC_POLL_GC: run the automatic collection. */
 void rcgc__gc_collect_auto(rcgc_thread *t);
 

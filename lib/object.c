@@ -99,8 +99,12 @@ RCGC_NOINLINE void rcgc__object_dealloc(void *o) {
     for (;;) {
         const rcgc_type *t = h->type;
         uint32_t gc = rcgc__gcbits(h);
-        if (gc & RCGC_GC_WEAKREFED)
-            rcgc__weakref_clear_dying(h);  /* callbacks run here, before clear */
+        if (rcgc_unlikely(gc & (RCGC_GC_WEAKREFED | RCGC_GC_FROZEN))) {
+            if (gc & RCGC_GC_WEAKREFED)
+                rcgc__weakref_clear_dying(h);  /* callbacks run here, before clear */
+            if (gc & RCGC_GC_FROZEN)
+                rcgc__gc_frozen_died();
+        }
         if ((gc & RCGC_GC_TRACKED) && !self->gc_collecting)
             rcgc__gc_count_dealloc(self);
         if (t->clear)
