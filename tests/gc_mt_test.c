@@ -202,6 +202,8 @@ typedef struct {
     void *slots[NSLOTS];        /* roots: slot s is written by mutator s % MUTATORS */
     _Atomic int stop;
     _Atomic int started;
+    _Atomic int finished;       /* mutators that reached their step limit */
+    long limit;                 /* steps per mutator (bounds the work under sanitizers) */
     _Atomic long iters[MUTATORS];
     _Atomic long loads, weak_hits;
     _Atomic long collections;
@@ -236,7 +238,7 @@ static void *graph_mutator(void *p) {
     rcgc_weakref *wr[NWEAK] = {0};
     atomic_fetch_add(&graph.started, 1);
     long it = 0;
-    while (!atomic_load(&graph.stop)) {
+    while (!atomic_load(&graph.stop) && it < graph.limit) {
         uint64_t r = xorshift(&rng);
         int own = me + MUTATORS * (int)((r >> 8) % SLOTS_PER_MUTATOR);
         int any = (int)((r >> 16) % NSLOTS);
@@ -333,6 +335,7 @@ static void *graph_mutator(void *p) {
     for (int k = 0; k < NWEAK; k++)
         rcgc_weakref_free(wr[k]);
     atomic_store(&graph.iters[me], it);
+    atomic_fetch_add(&graph.finished, 1);
     rcgc_thread_detach();
     return NULL;
 }
@@ -355,6 +358,7 @@ static void *graph_collector(void *p) {
 static void test_collector_vs_mutators(void **state) {
     TEST_BEGIN(state);
     memset(&graph, 0, sizeof graph);
+    graph.limit = SCALE(3000000, 100000);
     mut_arg args[MUTATORS];
     pthread_t th[MUTATORS + 1];
     for (int i = 0; i < MUTATORS; i++) {
@@ -364,7 +368,7 @@ static void test_collector_vs_mutators(void **state) {
     wait_at_least(&graph.started, MUTATORS);
     th[MUTATORS] = test_thread_start(graph_collector, NULL);
     double end = now_s() + SCALE(2.0, 6.0);
-    while (now_s() < end && !atomic_load(&graph.bad))
+    while (now_s() < end && !atomic_load(&graph.bad) && atomic_load(&graph.finished) < MUTATORS)
         blocking_sleep_ms(20);
     atomic_store(&graph.stop, 1);
     for (int i = 0; i <= MUTATORS; i++)
@@ -399,7 +403,12 @@ static void test_collector_vs_mutators(void **state) {
 typedef struct {
     _Atomic int stop;
     _Atomic int started;
+    _Atomic int finished;       /* mutators that reached the limit */
+    long limit;                 /* objects per mutator (bounds the work under sanitizers) */
     _Atomic long made;
+    _Atomic long progress;      /* objects made so far, all mutators, in steps of 1024 */
+    _Atomic int halfway;        /* thresholds test: mutators at half their work */
+    _Atomic int phase2;         /* thresholds test: the random settings are over */
 } churn_ctx;
 
 static churn_ctx churn;
@@ -412,7 +421,7 @@ static void *churn_mutator(void *p) {
     gt_node *keep[KEEP] = {0};
     atomic_fetch_add(&churn.started, 1);
     long made = 0;
-    while (!atomic_load(&churn.stop)) {
+    while (!atomic_load(&churn.stop) && made < churn.limit) {
         uint64_t r = xorshift(&rng);
         int k = (int)(r % KEEP);
         gt_node *n = gt_new_anon(&gt_node_type);
@@ -434,6 +443,7 @@ static void *churn_mutator(void *p) {
         if (keep[k])
             rcgc_decref(keep[k]);
     atomic_fetch_add(&churn.made, made);
+    atomic_fetch_add(&churn.finished, 1);
     rcgc_thread_detach();
     return NULL;
 }
@@ -462,6 +472,7 @@ static int objects_fn(void *o, void *arg) {
 static void test_get_objects_racing_allocation(void **state) {
     TEST_BEGIN(state);
     memset(&churn, 0, sizeof churn);
+    churn.limit = SCALE(3000000, 150000);
     enum { N = 2 };
     int idx[N];
     pthread_t th[N];
@@ -475,7 +486,7 @@ static void test_get_objects_racing_allocation(void **state) {
     long walks = 0;
     size_t max_seen = 0;
     int failed = 0;
-    while (now_s() < end) {
+    while (now_s() < end && atomic_load(&churn.finished) < N) {
         objects_walk w = {.anchor = anchor};
         int rc = rcgc_gc_get_objects(objects_fn, &w);
         if (rc != 0 || w.anchor_seen != 1 || w.bad) {
@@ -529,7 +540,7 @@ static void *garbage_mutator(void *p) {
     THREAD_CHECK(rcgc_thread_attach() == 0);
     atomic_fetch_add(&churn.started, 1);
     long made = 0;
-    while (!atomic_load(&churn.stop)) {
+    while (!atomic_load(&churn.stop) && made < churn.limit) {
         gt_node *a = gt_new_anon(&gt_fin_type), *b = gt_new_anon(&gt_node_type);
         THREAD_CHECK(a && b);
         gt_link(a, 0, b);
@@ -537,9 +548,19 @@ static void *garbage_mutator(void *p) {
         rcgc_decref(a);
         rcgc_decref(b);
         made += 2;
+        if ((made & 1023) == 0)
+            atomic_fetch_add(&churn.progress, 1024);
+        /* Half way, wait (polling) until the settings stop changing, so
+         * that every change happens under load. */
+        if (made == (churn.limit / 2 & ~1L)) {
+            atomic_fetch_add(&churn.halfway, 1);
+            while (!atomic_load(&churn.phase2) && !atomic_load(&churn.stop))
+                polite_yield();
+        }
         rcgc_safepoint();
     }
     atomic_fetch_add(&churn.made, made);
+    atomic_fetch_add(&churn.finished, 1);
     rcgc_thread_detach();
     return NULL;
 }
@@ -547,6 +568,7 @@ static void *garbage_mutator(void *p) {
 static void test_thresholds_under_load(void **state) {
     TEST_BEGIN(state);
     memset(&churn, 0, sizeof churn);
+    churn.limit = SCALE(3000000, 60000);
     atomic_store(&cb_starts, 0);
     atomic_store(&cb_stops, 0);
     atomic_store(&cb_off_main, 0);
@@ -564,7 +586,10 @@ static void test_thresholds_under_load(void **state) {
     double end = now_s() + SCALE(2.0, 5.0);
     int mismatches = 0;
     long changes = 0;
-    while (now_s() < end) {
+    /* Random settings while the mutators do the first half of their work
+     * (at least 200 changes, at most the time), then a fixed threshold
+     * while they finish. */
+    while (now_s() < end && (changes < 200 || atomic_load(&churn.halfway) < N)) {
         uint64_t r = xorshift(&rng);
         size_t th_set = thresholds[r % 6];
         unsigned pct = 5 + (unsigned)((r >> 8) % 50);
@@ -581,11 +606,14 @@ static void test_thresholds_under_load(void **state) {
         if ((r >> 20) % 16 == 0)
             rcgc_collect();
         changes++;
-        blocking_sleep_ms(2);
+        polite_yield();
     }
     rcgc_gc_set_threshold(200, 25);
     rcgc_gc_enable();
-    blocking_sleep_ms(50);
+    rcgc_collect();
+    atomic_store(&churn.phase2, 1);
+    while (now_s() < end + 30 && atomic_load(&churn.finished) < N)
+        blocking_sleep_ms(5);
     atomic_store(&churn.stop, 1);
     for (int i = 0; i < N; i++)
         gt_join(th[i]);
