@@ -760,11 +760,20 @@ static void drain_merge_queues(rcgc_thread *self, rcgc__header **dead) {
     rcgc__heap_flush_remote(&self->heap);
 }
 
+/* The collecting thread runs user code (finalizers, clears, deaths) with
+ * the world running: it polls like any mutator, so that a pause requested
+ * meanwhile does not wait for it. */
+static inline void poll_every(size_t i) {
+    if ((i & 127) == 127)
+        rcgc_safepoint();
+}
+
 static void free_dead(rcgc__header *dead) {
-    while (dead) {
+    for (size_t i = 0; dead; i++) {
         rcgc__header *next = (rcgc__header *)load_owner(dead);
         rcgc__object_dealloc(rcgc__obj(dead));
         dead = next;
+        poll_every(i);
     }
 }
 
@@ -939,14 +948,30 @@ static size_t resurrection_pause(void) {
     return n;
 }
 
-static size_t collect(int young, bool wait) {
+/* Still worth collecting once the lock is ours (an automatic trigger that
+ * waited for another collection usually finds its work done). */
+static bool over_threshold(void) {
+    size_t thr = atomic_load_explicit(&G.threshold, memory_order_relaxed);
+    long n = atomic_load_explicit(&G.young_count, memory_order_relaxed);
+    return thr && atomic_load_explicit(&G.enabled, memory_order_relaxed) && n > (long)thr &&
+           (size_t)n > atomic_load_explicit(&G.tracked_live, memory_order_relaxed) / 4;
+}
+
+/* auto: an automatic collection. It waits for one in progress (so threads
+ * that allocate faster than one collector frees are held back rather than
+ * piling up garbage for the next, ever larger, collection), then collects
+ * only if the count is still over the threshold. */
+static size_t collect(int young, bool automatic) {
     rcgc_thread *self = rcgc__thread_require("rcgc_collect");
     if (atomic_load_explicit(&G.collector, memory_order_relaxed) == self)
         return 0;   /* from a finalizer, callback or clear of this collection */
     if (atomic_load_explicit(&self->state, memory_order_relaxed) != RCGC_ATTACHED)
         RCGC_FATAL("rcgc_collect inside a blocking region (touch no object there)");
-    if (!gc_lock_take(self, wait))
+    gc_lock_take(self, true);
+    if (automatic && !over_threshold()) {
+        pthread_mutex_unlock(&gc_lock);
         return 0;
+    }
     atomic_store_explicit(&G.collector, self, memory_order_relaxed);
     pool_start();
 
@@ -988,6 +1013,7 @@ static size_t collect(int young, bool wait) {
                 continue;
             h->type->finalize(rcgc__obj(h));
             info.finalized++;
+            poll_every(info.finalized);
         }
         if (info.finalized) {
             p0 = now_ns();
@@ -1012,12 +1038,14 @@ static size_t collect(int young, bool wait) {
             } else {
                 info.uncollectable++;
             }
+            poll_every(i);
         }
         /* Drop the collector's references: counting frees the cleared. */
         for (size_t i = 0; i < C.ngarbage; i++) {
             rcgc__header *h = (rcgc__header *)((uintptr_t)C.garbage[i] & ~(uintptr_t)1);
             if (h)
                 rcgc_decref(rcgc__obj(h));
+            poll_every(i);
         }
         rcgc__os_free(C.garbage, C.garbage_bytes);
         C.garbage = NULL;
@@ -1035,12 +1063,11 @@ static size_t collect(int young, bool wait) {
     return info.unreachable;
 }
 
-size_t rcgc_collect(void) { return collect(0, true); }
-size_t rcgc_collect_young(void) { return collect(1, true); }
+size_t rcgc_collect(void) { return collect(0, false); }
+size_t rcgc_collect_young(void) { return collect(1, false); }
 
 void rcgc__gc_collect_auto(rcgc_thread *t) {
-    if (!atomic_load_explicit(&G.enabled, memory_order_relaxed) || t->dealloc_depth > 0 ||
-        atomic_load_explicit(&G.collector, memory_order_relaxed) != NULL)
+    if (!atomic_load_explicit(&G.enabled, memory_order_relaxed) || t->dealloc_depth > 0)
         return;
     unsigned pct = atomic_load_explicit(&G.full_pct, memory_order_relaxed);
     /* Unlocked reads of the book-keeping: a wrong guess only picks the
@@ -1049,7 +1076,7 @@ void rcgc__gc_collect_auto(rcgc_thread *t) {
     size_t old = __atomic_load_n(&G.old_at_full, __ATOMIC_RELAXED);
     int young = __atomic_load_n(&G.collections, __ATOMIC_RELAXED) > 0 &&
                 promoted * 100 <= (size_t)pct * old;
-    collect(young, false);
+    collect(young, true);
 }
 
 void rcgc__gc_count_flush(rcgc_thread *t) {
@@ -1065,8 +1092,7 @@ void rcgc__gc_count_flush(rcgc_thread *t) {
     if (d <= 0)
         return;
     size_t thr = atomic_load_explicit(&G.threshold, memory_order_relaxed);
-    if (!thr || !atomic_load_explicit(&G.enabled, memory_order_relaxed) ||
-        atomic_load_explicit(&G.collector, memory_order_relaxed))
+    if (!thr || !atomic_load_explicit(&G.enabled, memory_order_relaxed))
         return;
     if ((size_t)nv > thr && (size_t)nv > atomic_load_explicit(&G.tracked_live, memory_order_relaxed) / 4)
         __atomic_fetch_or(t->poll, RCGC_POLL_GC, __ATOMIC_RELAXED);
