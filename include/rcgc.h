@@ -111,7 +111,8 @@ int    rcgc_is_immortal(const void *o);
  * or the collector), with the referent already unreachable. The
  * rcgc_weakref itself stays valid until rcgc_weakref_free, also inside its
  * callback; a weak reference freed before its referent dies gets no
- * callback.
+ * callback. Free every weak reference before rcgc_shutdown (their memory
+ * goes with the heaps).
  * ------------------------------------------------------------------------ */
 typedef struct rcgc_weakref rcgc_weakref;
 typedef void (*rcgc_weakref_cb)(rcgc_weakref *w, void *arg);
@@ -151,7 +152,7 @@ size_t rcgc_gc_get_count(void);             /* tracked allocations - deallocatio
 void   rcgc_gc_freeze(void);                /* every tracked object: never a candidate again */
 void   rcgc_gc_unfreeze(void);              /* candidates again (at the next full collection) */
 size_t rcgc_gc_get_freeze_count(void);
-int    rcgc_is_tracked(const void *o);      /* 1 if o's type has traverse (and o is not frozen-untracked) */
+int    rcgc_is_tracked(const void *o);      /* 1 if o's type has traverse (frozen objects too) */
 
 /* Introspection. Each takes a snapshot with the world stopped, holding a
  * reference to every object in it, then calls fn on each with the world
