@@ -708,6 +708,8 @@ static void test_freeze(void **state) {
     rcgc_gc_freeze();
     assert_int_equal(rcgc_gc_get_freeze_count(), 4);
     assert_int_equal(gc_stats().frozen, 4);
+    assert_true(rcgc_is_tracked(live));         /* frozen objects are still tracked */
+    assert_false(rcgc_is_tracked(leaf));
     assert_int_equal(rcgc_collect(), 0);        /* frozen: never candidates */
     assert_int_equal(rcgc_collect_young(), 0);
     assert_int_equal(atomic_load(&gt_destroyed[gid[0]]), 0);
