@@ -7,13 +7,14 @@
 #   BENCH=full bench/run.sh      # more threads, more repetitions, longer
 #   bench/run.sh alloc           # just alloc_bench
 #   bench/run.sh rc safepoint    # rc_bench, then safepoint_bench
+#   bench/run.sh gc binary_trees # the collector: gc_bench and binary_trees
 #
 # Environment:
 #   BENCH      quick | full (default quick)
 #   THREADS    comma-separated thread counts (default quick 1,2,4; full 1,2,4,8,16)
 #   REPS       repetitions of each measurement (default quick 3, full 5)
 #   DURATION   seconds per measurement (default quick 1, full 2)
-#   BENCHES    benchmarks to run, space-separated (default: all, "alloc rc safepoint")
+#   BENCHES    benchmarks to run, space-separated (default: all, "alloc rc safepoint gc binary_trees")
 #   ALLOCS     alloc_bench: allocators (default "rcgc glibc jemalloc mimalloc")
 #   WORKLOADS  alloc_bench: workloads (default "local remote prodcons")
 #   JEMALLOC_SO  libjemalloc.so.2 to LD_PRELOAD (default: found with dpkg / ldconfig)
@@ -22,6 +23,19 @@
 #              1,2,4,8,16,32, full 1,2,4,8,16,32,64; else THREADS if given;
 #              quick drops counts above 32)
 #   SP_SECONDS safepoint_bench: seconds of pauses per run (default quick 2, full 4)
+#   GC_SIZES   gc_bench: objects per graph (default quick "100000 1000000",
+#              full adds 10000000)
+#   GC_WORKERS gc_bench: collector thread counts, cfg.gc_workers (default 1,2)
+#   GC_IMPLS   gc_bench: default "rcgc rcgc_purge0 cpython boehm" (rcgc_purge0:
+#              rcgc with RCGC_PURGE=0)
+#   GC_YOUNG_OLD, GC_YOUNG_N, GC_YOUNG_REPS  gc_bench young collections: old
+#              objects (default 1000000), young garbage per collection (10000),
+#              collections per process (5)
+#   PYTHON     python3 for gc_bench.py (default /usr/bin/python3, else PATH's)
+#   BT_DEPTH   binary_trees: depth (default quick 18, full 21, the game's)
+#   BT_THREADS binary_trees: threads (default 2)
+#   BT_VARIANTS binary_trees: default "glibc mimalloc boehm rcgc rcgc_purge0
+#              rcgc_purge0_nogc" (RCGC_PURGE=0; and RCGC_GC_THRESHOLD=0)
 #   RESULTS    output folder (default bench/results)
 #   BAZEL      the bazel command (default bazel)
 #
@@ -31,6 +45,10 @@
 # the repetitions, and their min and max. rc_bench does its repetitions in
 # one process (its variants take turns); safepoint_bench runs one process
 # per thread count and repetition, the thread counts taking turns.
+# gc_bench runs one process per repetition, graph size and implementation
+# (rcgc: both worker counts inside, re-initialised between; Boehm: one per
+# marker count), the implementations taking turns; binary_trees one per
+# variant and repetition, the variants taking turns.
 #
 # Each benchmark writes <name>_summary.md; summary.md gathers them all.
 set -euo pipefail
@@ -47,7 +65,7 @@ THREADS_GIVEN=${THREADS:-}
 THREADS=${THREADS:-$def_threads}
 REPS=${REPS:-$def_reps}
 DURATION=${DURATION:-$def_duration}
-ALL_BENCHES="alloc rc safepoint"
+ALL_BENCHES="alloc rc safepoint gc binary_trees"
 BENCHES=${*:-${BENCHES:-$ALL_BENCHES}}
 RESULTS=${RESULTS:-bench/results}
 BAZEL=${BAZEL:-bazel}
@@ -555,6 +573,516 @@ bench_safepoint() {
     echo
     echo "Wrote $csv, $md$(command -v gnuplot >/dev/null && echo ", and $RESULTS/safepoint.png")."
     [ "$nfail" -gt 0 ] && log "run.sh: $nfail safepoint_bench run(s) failed: see $failures"
+    return 0
+}
+
+# ------------------------------------------------------------------------
+# gc: gc_bench, rcgc's cycle collections beside CPython's gc.collect()
+# (bench/gc_bench.py) and Boehm GC's GC_gcollect() (gc_bench_boehm), on
+# the same graph (bench/lib/gc_graph.h)
+# ------------------------------------------------------------------------
+# The python3 for gc_bench.py: $PYTHON, else Debian's (tools/deps.sh
+# installs it), else the first on PATH.
+find_python() {
+    local py=${PYTHON:-}
+    if [ -z "$py" ]; then
+        if [ -x /usr/bin/python3 ]; then py=/usr/bin/python3; else py=$(command -v python3 || true); fi
+    fi
+    printf '%s\n' "$py"
+}
+
+# run_logged FAILURES OUT TIMEOUT CMD...: run CMD under timeout; its
+# RESULT lines are appended to OUT; a failure (exit status, timeout) is
+# logged with its output to FAILURES. Returns CMD's status.
+run_logged() {
+    local failures=$1 outf=$2 timeout_s=$3 status=0
+    shift 3
+    timeout -k 5 "$timeout_s" "$@" > "$WORK/out" 2> "$WORK/err" || status=$?
+    grep '^RESULT ' "$WORK/out" >> "$outf" || true
+    if [ "$status" -eq 0 ]; then
+        log "ok"
+    else
+        if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+            log "FAILED (timed out after ${timeout_s}s: a hang?)"
+        else
+            log "FAILED (exit $status)"
+        fi
+        sed 's/^/    | /' "$WORK/err" | tail -n 15 >&2
+        {
+            echo "=== $*"
+            echo "exit status $status"
+            cat "$WORK/out" "$WORK/err"
+        } >> "$failures"
+    fi
+    # Warnings (a collection that found or freed the wrong number) are findings.
+    grep -i 'warning' "$WORK/err" >&2 || true
+    grep -i 'warning' "$WORK/err" >> "$WORK/warnings" || true
+    return "$status"
+}
+
+# gc_aggregate RESULTFILE: CSV rows, one per (test, n, old, impl, workers):
+# median, min, max of ms and of pause_ms over the samples whose checks
+# passed (ok=1; over all of them if none did: a collection that found
+# nothing is quick, and would drag the median down), the sample count, and
+# how many samples had ok=0.
+gc_aggregate() {
+    awk '
+        function kv(line, key,    i, n, f) {
+            n = split(line, f, " ")
+            for (i = 1; i <= n; i++)
+                if (index(f[i], key "=") == 1) return substr(f[i], length(key) + 2)
+            return ""
+        }
+        function sortv(a, n,    i, j, t) {
+            for (i = 2; i <= n; i++) {
+                t = a[i]; j = i - 1
+                while (j >= 1 && a[j] + 0 > t + 0) { a[j + 1] = a[j]; j-- }
+                a[j + 1] = t
+            }
+        }
+        function med(a, n) { return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+        /^RESULT / {
+            k = kv($0, "test") "," kv($0, "n") "," kv($0, "old") "," kv($0, "impl") "," kv($0, "workers")
+            if (!(k in cnt)) { keys[++nk] = k; cnt[k] = 0; bad[k] = 0 }
+            c = ++cnt[k]
+            ms[k, c] = kv($0, "ms"); pz[k, c] = kv($0, "pause_ms")
+            good[k, c] = kv($0, "ok") == "1"
+            if (!good[k, c]) bad[k]++
+        }
+        END {
+            for (i = 1; i <= nk; i++) {
+                k = keys[i]; n = 0
+                for (j = 1; j <= cnt[k]; j++)
+                    if (good[k, j] || bad[k] == cnt[k]) { n++; a[n] = ms[k, j]; b[n] = pz[k, j] }
+                sortv(a, n); sortv(b, n)
+                printf "%s,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%d\n", k, med(a, n), a[1], a[n],
+                       med(b, n), b[1], b[n], cnt[k], bad[k]
+            }
+        }' "$1"
+}
+
+bench_gc() {
+    local sizes workers impls py
+    if [ "$BENCH" = quick ]; then sizes=${GC_SIZES:-100000 1000000}
+    else sizes=${GC_SIZES:-100000 1000000 10000000}
+    fi
+    sizes=${sizes//,/ }
+    workers=${GC_WORKERS:-1,2}
+    impls=${GC_IMPLS:-rcgc rcgc_purge0 cpython boehm}
+    local young_old=${GC_YOUNG_OLD:-1000000} young_n=${GC_YOUNG_N:-10000} young_reps=${GC_YOUNG_REPS:-5}
+    py=$(find_python)
+
+    local bin bin_boehm machine date_s load_s cores
+    bin=$(build_bench gc_bench)
+    bin_boehm=$(build_bench gc_bench_boehm)
+    machine="$(cpu_model), $(ncores) cores"
+    cores=$(ncores)
+    date_s=$(date '+%Y-%m-%d %H:%M %Z')
+    load_s=$(loadavg)
+
+    local -a I=() W=(${workers//,/ }) S=($sizes)
+    local impl
+    for impl in $impls; do
+        case "$impl" in
+            rcgc|rcgc_purge0|boehm) I+=("$impl") ;;
+            cpython)
+                if [ -n "$py" ] && "$py" -c 'import gc' 2>/dev/null; then I+=("$impl")
+                else log "run.sh: no python3 (set PYTHON): skipping the CPython peer"
+                fi ;;
+            *) die "GC_IMPLS: unknown implementation '$impl' (rcgc rcgc_purge0 cpython boehm)" ;;
+        esac
+    done
+    [ ${#I[@]} -gt 0 ] || die "gc_bench: nothing to measure"
+    local pyver=""
+    [ -n "$py" ] && pyver=$("$py" -c 'import platform; print(platform.python_version())' 2>/dev/null || true)
+
+    local failures=$RESULTS/gc_failures.log res=$WORK/gc_results
+    : > "$failures"; : > "$res"; : > "$WORK/warnings"
+    local ni=${#I[@]} rep k n i=0 total inner timeout_s w
+    # processes: per repetition, size and impl (boehm: one per marker count)
+    total=0
+    for impl in "${I[@]}"; do
+        if [ "$impl" = boehm ]; then total=$(( total + ${#W[@]} * ${#S[@]} )); else total=$(( total + ${#S[@]} )); fi
+    done
+    total=$(( total * REPS ))
+    log "=== gc_bench: full collections of ${S[*]} objects, workers ${W[*]}, ${I[*]}, $REPS reps ($total runs; load average $load_s)"
+    for (( rep = 0; rep < REPS; rep++ )); do
+        for n in "${S[@]}"; do
+            # a collection of 10^5 takes milliseconds: 5 samples per process there
+            if [ "$n" -le 100000 ]; then inner=5; else inner=1; fi
+            timeout_s=$(( 60 + n / 50000 ))
+            for (( k = 0; k < ni; k++ )); do
+                impl=${I[$(( (k + rep) % ni ))]}    # round robin, rotating start
+                case "$impl" in
+                    rcgc|rcgc_purge0)
+                        i=$(( i + 1 ))
+                        printf '[%d/%d] gc %s n=%s workers=%s rep=%d/%d ... ' "$i" "$total" "$impl" "$n" "$workers" $(( rep + 1 )) "$REPS" >&2
+                        local -a env_cmd=(env -u RCGC_PURGE)
+                        [ "$impl" = rcgc_purge0 ] && env_cmd=(env RCGC_PURGE=0)
+                        run_logged "$failures" "$res" "$timeout_s" "${env_cmd[@]}" "$bin" --test=full --n="$n" \
+                            --workers="$workers" --reps="$inner" --rotate="$rep" --label="$impl" || true
+                        ;;
+                    cpython)
+                        i=$(( i + 1 ))
+                        printf '[%d/%d] gc cpython n=%s rep=%d/%d ... ' "$i" "$total" "$n" $(( rep + 1 )) "$REPS" >&2
+                        run_logged "$failures" "$res" "$timeout_s" "$py" bench/gc_bench.py --test=full --n="$n" \
+                            --reps="$inner" || true
+                        ;;
+                    boehm)
+                        local kw
+                        for (( kw = 0; kw < ${#W[@]}; kw++ )); do
+                            w=${W[$(( (kw + rep) % ${#W[@]} ))]}
+                            i=$(( i + 1 ))
+                            printf '[%d/%d] gc boehm n=%s markers=%s rep=%d/%d ... ' "$i" "$total" "$n" "$w" $(( rep + 1 )) "$REPS" >&2
+                            run_logged "$failures" "$res" "$timeout_s" "$bin_boehm" --n="$n" --markers="$w" \
+                                --reps="$inner" || true
+                        done
+                        ;;
+                esac
+            done
+        done
+    done
+
+    # Young collections: rcgc (both variants) and CPython's gc.collect(0).
+    local -a YI=()
+    for impl in "${I[@]}"; do [ "$impl" != boehm ] && YI+=("$impl"); done
+    local nyi=${#YI[@]}
+    if [ "$nyi" -gt 0 ]; then
+        log "=== gc_bench: young collections of $young_n objects beside $young_old old ones or none, ${YI[*]}, $REPS reps"
+        timeout_s=$(( 120 + young_old / 20000 ))
+        for (( rep = 0; rep < REPS; rep++ )); do
+            for (( k = 0; k < nyi; k++ )); do
+                impl=${YI[$(( (k + rep) % nyi ))]}
+                printf '[young %d/%d] %s rep=%d/%d ... ' $(( rep * nyi + k + 1 )) $(( REPS * nyi )) "$impl" $(( rep + 1 )) "$REPS" >&2
+                if [ "$impl" = cpython ]; then
+                    run_logged "$failures" "$res" "$timeout_s" "$py" bench/gc_bench.py --test=young \
+                        --old="$young_old" --young="$young_n" --young-reps="$young_reps" --rotate="$rep" || true
+                else
+                    local -a env_cmd=(env -u RCGC_PURGE)
+                    [ "$impl" = rcgc_purge0 ] && env_cmd=(env RCGC_PURGE=0)
+                    run_logged "$failures" "$res" "$timeout_s" "${env_cmd[@]}" "$bin" --test=young \
+                        --old="$young_old" --young="$young_n" --young-reps="$young_reps" \
+                        --workers="$workers" --rotate="$rep" --label="$impl" || true
+                fi
+            done
+        done
+    fi
+
+    # CSV: test,n,old,impl,workers, ms median/min/max, pause median/min/max, samples, bad
+    local csv=$RESULTS/gc.csv md=$RESULTS/gc_summary.md
+    echo "test,n,old,impl,workers,median_ms,min_ms,max_ms,pause_ms,pause_min_ms,pause_max_ms,samples,bad" > "$csv"
+    gc_aggregate "$res" | sort -t, -k1,1 -k2,2n -k3,3n -k4,4 -k5,5n >> "$csv"
+    cp "$res" "$RESULTS/gc_raw.txt"
+
+    # Lookups into the CSV: gc_cell TEST N OLD IMPL W -> "median min max pause samples bad" or empty
+    gc_cell() {
+        awk -F, -v t="$1" -v n="$2" -v o="$3" -v im="$4" -v w="$5" \
+            '$1 == t && $2 == n && $3 == o && $4 == im && $5 == w { print $6, $7, $8, $9, $12, $13; exit }' "$csv"
+    }
+    # fmt_cell: "median (min-max)" with * when a check failed (bad > 0), "-" when absent
+    fmt_cell() {
+        [ -z "$1" ] && { echo "-"; return; }
+        local m lo hi p s b
+        read -r m lo hi p s b <<< "$1"
+        local c
+        c=$(awk -v m="$m" -v lo="$lo" -v hi="$hi" 'BEGIN {
+            f = (m < 10) ? "%.2f (%.2f-%.2f)" : "%.1f (%.1f-%.1f)"; printf f, m, lo, hi }')
+        [ "$b" -gt 0 ] && c+=" [${b}/${s} wrong]"
+        printf '%s\n' "$c"
+    }
+    med_of() { [ -z "$1" ] && { echo NA; return; }; echo "${1%% *}"; }
+    pause_of() { [ -z "$1" ] && { echo NA; return; }; awk '{ print $4 }' <<< "$1"; }
+
+    local has_rcgc=0 has_p0=0 has_py=0 has_boehm=0
+    for impl in "${I[@]}"; do
+        case "$impl" in rcgc) has_rcgc=1 ;; rcgc_purge0) has_p0=1 ;; cpython) has_py=1 ;; boehm) has_boehm=1 ;; esac
+    done
+
+    {
+        echo "# gc_bench results"
+        echo
+        echo "- Machine: $machine ($(uname -sr)); load average at start: $load_s"
+        echo "- Date: $date_s"
+        echo "- Tree: rcgc $(tree_rev)"
+        echo "- Run: BENCH=$BENCH, $REPS processes per point taking turns (implementations round robin, rotating start); at 10^5 objects 5 collections per process; median (min-max) over every sample whose checks passed"
+        echo "- Graph (bench/lib/gc_graph.h): N two-pointer objects, a complete binary tree whose leaves point back to the root and across: one cycle of 2N references. live: root held; garbage: root dropped, all N unreachable. One untimed collection first (Boehm: 8, to grow its mark stack; gc_bench_boehm.c)"
+        echo "- rcgc: rcgc_collect() wall time (garbage: clearing and freeing included), gc_workers = 1 or 2 (rcgc_init each time); pause: the library's last.pause_ns; rcgc_purge0: the same with RCGC_PURGE=0 (empty pages not returned to the OS at once)"
+        echo "- CPython ${pyver:-?} ($py): gc.collect() on objects of a class with __slots__ = ('a', 'b'); one thread, the whole call is the pause"
+        echo "- Boehm GC $(dpkg-query -W -f='${Version}' libgc1 2>/dev/null || echo '?'): GC_gcollect(), GC_MALLOC'd nodes, marker threads = workers; conservative stack scan; lazy sweep (partly-empty blocks are swept after the call)"
+        echo "- Unit: milliseconds, median (min-max); ratios: the peer's median over rcgc's (above 1.00x: rcgc faster). [k/n wrong]: k of n samples found or freed the wrong number of objects (left out of the median and range)"
+        echo
+        echo "## Full collections"
+        echo
+        echo "| test | objects | workers | rcgc | rcgc pause | rcgc_purge0 | CPython | Boehm | CPython/rcgc | Boehm/rcgc |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    } > "$md"
+
+    printf '\ngc full collections (ms, median (min-max); ratios: peer / rcgc, above 1 = rcgc faster)\n'
+    printf '%-8s %9s %3s %24s %9s %24s %24s %24s %9s %9s\n' test objects w rcgc "rcgc pse" rcgc_purge0 cpython boehm py/rcgc boehm/rcgc
+    local t c_r c_p c_py c_b r_py r_b
+    for t in live garbage; do
+        for n in "${S[@]}"; do
+            for w in "${W[@]}"; do
+                c_r=$(gc_cell "$t" "$n" 0 rcgc "$w")
+                c_p=$(gc_cell "$t" "$n" 0 rcgc_purge0 "$w")
+                c_py=$(gc_cell "$t" "$n" 0 cpython 1)
+                c_b=$(gc_cell "$t" "$n" 0 boehm "$w")
+                r_py=$(ratio "$(med_of "$c_py")" "$(med_of "$c_r")")
+                r_b=$(ratio "$(med_of "$c_b")" "$(med_of "$c_r")")
+                local pz
+                pz=$(pause_of "$c_r")
+                [ "$pz" != NA ] && pz=$(printf '%.2f' "$pz")
+                printf '%-8s %9s %3s %24s %9s %24s %24s %24s %9s %9s\n' "$t" "$n" "$w" "$(fmt_cell "$c_r")" "$pz" \
+                    "$(fmt_cell "$c_p")" "$(fmt_cell "$c_py")" "$(fmt_cell "$c_b")" "$r_py" "$r_b"
+                echo "| $t | $n | $w | $(fmt_cell "$c_r") | $pz | $(fmt_cell "$c_p") | $(fmt_cell "$c_py") | $(fmt_cell "$c_b") | $r_py | $r_b |" >> "$md"
+            done
+        done
+    done
+
+    # Goal: a full collection of a million live objects at least 5x faster
+    # than both peers. Judged at every worker count; the default on this
+    # machine is one worker per CPU.
+    local goal_n=1000000
+    {
+        echo
+        echo "| goal | workers | value | verdict |"
+        echo "|---|---:|---:|---|"
+    } >> "$md"
+    printf '\n%-52s %7s %8s  %s\n' goal workers value verdict
+    for w in "${W[@]}"; do
+        local rr rpy rb
+        rr=$(med_of "$(gc_cell live $goal_n 0 rcgc "$w")")
+        rpy=$(ratio "$(med_of "$(gc_cell live $goal_n 0 cpython 1)")" "$rr")
+        rb=$(ratio "$(med_of "$(gc_cell live $goal_n 0 boehm "$w")")" "$rr")
+        local g1 g2
+        g1=$(goal_check "${rpy%x}" ">=" 5); [ "$rpy" = - ] && g1=-
+        g2=$(goal_check "${rb%x}" ">=" 5); [ "$rb" = - ] && g2=-
+        printf '%-52s %7s %8s  %s\n' "10^6 live: CPython time / rcgc time >= 5x" "$w" "$rpy" "$g1"
+        printf '%-52s %7s %8s  %s\n' "10^6 live: Boehm time / rcgc time >= 5x" "$w" "$rb" "$g2"
+        echo "| 10^6 live objects: CPython / rcgc >= 5x | $w | $rpy | $g1 |" >> "$md"
+        echo "| 10^6 live objects: Boehm (same markers) / rcgc >= 5x | $w | $rb | $g2 |" >> "$md"
+    done
+    local wmax=${W[0]}
+    for w in "${W[@]}"; do [ "$w" -gt "$wmax" ] && wmax=$w; done
+    if [ "${#W[@]}" -gt 1 ]; then
+        local r1 r2
+        r1=$(med_of "$(gc_cell live $goal_n 0 rcgc "${W[0]}")")
+        r2=$(med_of "$(gc_cell live $goal_n 0 rcgc "$wmax")")
+        printf '%-52s %7s %8s  %s\n' "10^6 live: rcgc ${W[0]} worker(s) / $wmax workers" "-" "$(ratio "$r1" "$r2")" "(no goal; above 1: more workers help)"
+        echo "| 10^6 live objects: rcgc ${W[0]} worker(s) / $wmax workers (speed-up) | - | $(ratio "$r1" "$r2") | (no goal) |" >> "$md"
+    fi
+
+    # Young collections
+    if [ "$nyi" -gt 0 ]; then
+        {
+            echo
+            echo "## Young collections"
+            echo
+            echo "$young_n objects of young cyclic garbage, collected by rcgc_collect_young() (CPython: gc.collect(0)), beside a live old graph of $young_old objects (made old by a full collection) or none; $young_reps collections per process. Goal: with a million old objects, a young collection of ten thousand costs about what it costs with none (read here as: at most 1.25x)."
+            echo
+            echo "| impl | workers | old = $young_old | old = 0 | pause, old | pause, none | with / without | pause with / without | goal (time) |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+        } >> "$md"
+        printf '\ngc young collections of %s objects (ms, median (min-max)) beside %s old objects or none\n' "$young_n" "$young_old"
+        printf '%-12s %3s %26s %26s %9s %9s %10s %10s  %s\n' impl w "old=$young_old" "old=0" "pse old" "pse none" "with/w.o." "pse w/w.o." "goal (time)"
+        local yw c_o c_z r_y g_y
+        for impl in "${YI[@]}"; do
+            local -a YW=("${W[@]}")
+            [ "$impl" = cpython ] && YW=(1)
+            for yw in "${YW[@]}"; do
+                c_o=$(gc_cell young "$young_n" "$young_old" "$impl" "$yw")
+                c_z=$(gc_cell young "$young_n" 0 "$impl" "$yw")
+                r_y=$(ratio "$(med_of "$c_o")" "$(med_of "$c_z")")
+                g_y="(peer)"
+                if [ "$impl" != cpython ]; then
+                    g_y=$(goal_check "${r_y%x}" "<=" 1.25); [ "$r_y" = - ] && g_y=-
+                fi
+                local po pn r_p
+                po=$(pause_of "$c_o"); pn=$(pause_of "$c_z")
+                r_p=$(ratio "$po" "$pn")
+                [ "$po" != NA ] && po=$(printf '%.2f' "$po")
+                [ "$pn" != NA ] && pn=$(printf '%.2f' "$pn")
+                printf '%-12s %3s %26s %26s %9s %9s %10s %10s  %s\n' "$impl" "$yw" "$(fmt_cell "$c_o")" "$(fmt_cell "$c_z")" "$po" "$pn" "$r_y" "$r_p" "$g_y"
+                echo "| $impl | $yw | $(fmt_cell "$c_o") | $(fmt_cell "$c_z") | $po | $pn | $r_y | $r_p | $g_y |" >> "$md"
+            done
+        done
+    fi
+
+    local nfail nwarn
+    nfail=$(grep -c '^=== ' "$failures" || true)
+    nwarn=$(grep -c 'warning' "$WORK/warnings" || true)
+    {
+        echo
+        if [ "$nwarn" -gt 0 ]; then
+            echo "Checks that failed ($nwarn warning lines; the first ones):"
+            echo
+            echo '```'
+            sort "$WORK/warnings" | uniq -c | sort -rn | head -n 10
+            echo '```'
+        else
+            echo "Every collection found and freed the number of objects the graph says."
+        fi
+        if [ "$nfail" -gt 0 ]; then
+            echo "$nfail process(es) failed or hung; their commands and output are in gc_failures.log."
+        else
+            rm -f "$failures"
+            echo "Every run succeeded."
+        fi
+    } >> "$md"
+
+    if command -v gnuplot >/dev/null; then
+        local series="" s_impl
+        for s_impl in "${I[@]}"; do
+            if [ "$s_impl" = cpython ]; then series+="cpython:1 "
+            else for w in "${W[@]}"; do series+="$s_impl:$w "; done
+            fi
+        done
+        gnuplot -e "infile='$csv'; outfile='$RESULTS/gc.png'; series='${series% }'; subtitle='$machine, $date_s, load $load_s'" \
+            bench/plot_gc.gp || log "run.sh: gnuplot failed for gc"
+    fi
+    echo
+    echo "Wrote $csv, $md$(command -v gnuplot >/dev/null && echo ", and $RESULTS/gc.png")."
+    [ "$nfail" -gt 0 ] && log "run.sh: $nfail gc_bench run(s) failed: see $failures"
+    [ "$nwarn" -gt 0 ] && log "run.sh: gc_bench: $nwarn collection(s) found or freed the wrong number of objects (see gc_summary.md)"
+    return 0
+}
+
+# ------------------------------------------------------------------------
+# binary_trees: the Benchmarks Game's binary-trees on glibc, mimalloc,
+# Boehm GC and rcgc
+# ------------------------------------------------------------------------
+bench_binary_trees() {
+    local depth threads variants
+    if [ "$BENCH" = quick ]; then depth=${BT_DEPTH:-18}; else depth=${BT_DEPTH:-21}; fi
+    threads=${BT_THREADS:-2}
+    variants=${BT_VARIANTS:-glibc mimalloc boehm rcgc rcgc_purge0 rcgc_purge0_nogc}
+    local bin bin_mi machine date_s load_s
+    bin=$(build_bench binary_trees)
+    bin_mi=$(build_bench binary_trees_mimalloc)
+    machine="$(cpu_model), $(ncores) cores"
+    date_s=$(date '+%Y-%m-%d %H:%M %Z')
+    load_s=$(loadavg)
+    local -a V=($variants)
+    local nv=${#V[@]} total=$(( ${#V[@]} * REPS )) i=0 rep k v
+    local timeout_s=$(( 60 + (1 << (depth > 16 ? depth - 16 : 0)) * 30 ))
+    local failures=$RESULTS/binary_trees_failures.log res=$WORK/bt_results
+    : > "$failures"; : > "$res"; : > "$WORK/warnings"
+    log "=== binary_trees: depth $depth, $threads threads, ${V[*]}, $REPS reps ($total runs; load average $load_s)"
+    for (( rep = 0; rep < REPS; rep++ )); do
+        for (( k = 0; k < nv; k++ )); do
+            v=${V[$(( (k + rep) % nv ))]}
+            i=$(( i + 1 ))
+            printf '[%d/%d] binary_trees %s depth=%s rep=%d/%d ... ' "$i" "$total" "$v" "$depth" $(( rep + 1 )) "$REPS" >&2
+            local -a cmd=(env -u RCGC_PURGE -u RCGC_GC_THRESHOLD)
+            case "$v" in
+                glibc|boehm|rcgc) cmd+=("$bin" --alloc="$v") ;;
+                mimalloc) cmd+=("$bin_mi" --alloc=mimalloc) ;;
+                rcgc_purge0) cmd=(env -u RCGC_GC_THRESHOLD RCGC_PURGE=0 "$bin" --alloc=rcgc) ;;
+                rcgc_purge0_nogc) cmd=(env RCGC_PURGE=0 RCGC_GC_THRESHOLD=0 "$bin" --alloc=rcgc) ;;
+                *) die "BT_VARIANTS: unknown variant '$v' (glibc mimalloc boehm rcgc rcgc_purge0 rcgc_purge0_nogc)" ;;
+            esac
+            cmd+=(--depth="$depth" --threads="$threads")
+            local before
+            before=$(wc -l < "$res")
+            run_logged "$failures" "$res" "$timeout_s" "${cmd[@]}" || true
+            # tag the new RESULT line with the variant
+            if [ "$(wc -l < "$res")" -gt "$before" ]; then
+                sed -i "\$s/^RESULT /RESULT variant=$v /" "$res"
+            fi
+        done
+    done
+
+    local csv=$RESULTS/binary_trees.csv md=$RESULTS/binary_trees_summary.md
+    echo "variant,depth,threads,median_s,min_s,max_s,runs,checksums,peak_rss_mb,gc_collections,gc_pause_total_ms,gc_pause_max_ms" > "$csv"
+    declare -A med=() cell=()
+    local line vals s m lo hi n cks rss gcc gcp gcm all_ck=""
+    for v in "${V[@]}"; do
+        vals=$(grep "^RESULT variant=$v " "$res" | while read -r line; do field seconds "$line"; done | tr '\n' ' ')
+        # shellcheck disable=SC2086
+        read -r m lo hi <<< "$(stats $vals)"
+        n=$(echo $vals | wc -w)
+        cks=$(grep "^RESULT variant=$v " "$res" | while read -r line; do field checksum "$line"; done | sort -u | tr '\n' ' ')
+        cks=${cks% }
+        all_ck+="$cks "
+        rss=$(stats $(grep "^RESULT variant=$v " "$res" | while read -r line; do field peak_rss_mb "$line"; done) | cut -d' ' -f1)
+        gcc=$(stats $(grep "^RESULT variant=$v " "$res" | while read -r line; do field gc_collections "$line"; done) | cut -d' ' -f1)
+        gcp=$(stats $(grep "^RESULT variant=$v " "$res" | while read -r line; do field gc_pause_total_ms "$line"; done) | cut -d' ' -f1)
+        gcm=$(stats $(grep "^RESULT variant=$v " "$res" | while read -r line; do field gc_pause_max_ms "$line"; done) | cut -d' ' -f1)
+        echo "$v,$depth,$threads,$m,$lo,$hi,$n,${cks// /;},$rss,$gcc,$gcp,$gcm" >> "$csv"
+        med[$v]=$m
+        if [ "$m" = NA ]; then cell[$v]=FAILED
+        else
+            cell[$v]=$(printf '%.3f (%.3f-%.3f)' "$m" "$lo" "$hi")
+            [ "$n" -lt "$REPS" ] && cell[$v]+="*"
+        fi
+    done
+    local ncks
+    ncks=$(echo $all_ck | tr ' ' '\n' | sort -u | grep -c . || true)
+
+    printf '\nbinary_trees depth %s, %s threads (seconds, median (min-max) of %s runs; rcgc/x: rcgc time over this one)\n' "$depth" "$threads" "$REPS"
+    printf '%-18s %26s %9s %10s %10s %12s\n' variant seconds rcgc/x "peak MB" "gc colls" "gc pause ms"
+    {
+        echo "# binary_trees results"
+        echo
+        echo "- Machine: $machine ($(uname -sr)); load average at start: $load_s"
+        echo "- Date: $date_s"
+        echo "- Tree: rcgc $(tree_rev)"
+        echo "- Run: BENCH=$BENCH, depth $depth, $threads threads (the depths shared out, as the game's multi-threaded C programs do), $REPS runs per variant taking turns; whole program from main's start (allocator set-up and tear-down included)"
+        echo "- Variants: glibc malloc/free; mimalloc mi_malloc/mi_free (libmimalloc $(dpkg-query -W -f='${Version}' libmimalloc2.0 2>/dev/null || echo '?'), own binary); Boehm GC_MALLOC, no frees (default marker threads); rcgc: rcgc_new objects with traverse/clear, freed by rcgc_decref, automatic collections on (defaults); rcgc_purge0: RCGC_PURGE=0; rcgc_purge0_nogc: RCGC_PURGE=0 RCGC_GC_THRESHOLD=0 (no automatic collection)"
+        echo "- Unit: seconds, median (min-max); rcgc/x: rcgc's median over the variant's (above 1.00x: rcgc slower)"
+        echo
+        echo "| variant | seconds | rcgc/x | peak RSS MB | gc collections | gc pause total ms | gc pause max ms |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+    } > "$md"
+    for v in "${V[@]}"; do
+        local r
+        r=$(ratio "${med[rcgc]:-NA}" "${med[$v]}")
+        local row_gc=$(awk -F, -v v="$v" '$1 == v { print $10 "," $11 "," $12 }' "$csv")
+        local c1 c2 c3
+        IFS=, read -r c1 c2 c3 <<< "$row_gc"
+        [ "$c1" = NA ] && c1=-; [ "$c2" = NA ] && c2=-; [ "$c3" = NA ] && c3=-
+        rss=$(awk -F, -v v="$v" '$1 == v { print $9 }' "$csv")
+        printf '%-18s %26s %9s %10s %10s %12s\n' "$v" "${cell[$v]}" "$r" "$rss" "$c1" "$c2"
+        echo "| $v | ${cell[$v]} | $r | $rss | $c1 | $c2 | $c3 |" >> "$md"
+    done
+
+    local r_mi r_bo g_mi g_bo
+    r_mi=$(ratio "${med[rcgc]:-NA}" "${med[mimalloc]:-NA}")
+    r_bo=$(ratio "${med[boehm]:-NA}" "${med[rcgc]:-NA}")
+    g_mi=$(goal_check "${r_mi%x}" "<=" 1.2); [ "$r_mi" = - ] && g_mi=-
+    g_bo=$(goal_check "${r_bo%x}" ">=" 3); [ "$r_bo" = - ] && g_bo=-
+    local ck_verdict
+    if [ "$ncks" -eq 1 ]; then ck_verdict="every run's output has the same checksum ($(echo $all_ck | cut -d' ' -f1))"
+    else ck_verdict="CHECKSUMS DIFFER between variants: $(echo $all_ck | tr ' ' '\n' | sort -u | tr '\n' ' ')"
+    fi
+    printf '\n%-40s %8s %8s  %s\n' goal value limit verdict
+    printf '%-40s %8s %8s  %s\n' "rcgc time / mimalloc time" "$r_mi" "<= 1.2x" "$g_mi"
+    printf '%-40s %8s %8s  %s\n' "Boehm time / rcgc time" "$r_bo" ">= 3x" "$g_bo"
+    printf 'checksums: %s\n' "$ck_verdict"
+    {
+        echo
+        echo "| goal | value | limit | verdict |"
+        echo "|---|---:|---:|---|"
+        echo "| rcgc within 1.2x of mimalloc: rcgc / mimalloc | $r_mi | <= 1.2x | $g_mi |"
+        echo "| rcgc 3x faster than Boehm GC: Boehm / rcgc | $r_bo | >= 3x | $g_bo |"
+        echo
+        echo "Checksums: $ck_verdict."
+    } >> "$md"
+
+    local nfail
+    nfail=$(grep -c '^=== ' "$failures" || true)
+    {
+        if [ "$nfail" -gt 0 ]; then
+            echo "$nfail run(s) failed; a figure marked * has fewer than $REPS runs. Their commands and output are in binary_trees_failures.log."
+        else
+            rm -f "$failures"
+            echo "Every run succeeded."
+        fi
+    } >> "$md"
+    echo
+    echo "Wrote $csv and $md."
+    [ "$nfail" -gt 0 ] && log "run.sh: $nfail binary_trees run(s) failed: see $failures"
+    [ "$ncks" -gt 1 ] && log "run.sh: binary_trees: the variants' checksums differ"
     return 0
 }
 
