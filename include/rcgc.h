@@ -131,7 +131,9 @@ void  rcgc_weakref_free(rcgc_weakref *w);  /* NULL allowed; any attached thread,
  * once per object (PEP 442) with the world running; objects a finalizer
  * made reachable again survive, with everything they reach; the rest get
  * `clear`, and counting frees them. `clear` must be idempotent: a cleared
- * object's death calls it again.
+ * object's death calls it again. Unreachable means every tracked object
+ * that only garbage refers to; garbage is cleared and freed on the
+ * collecting thread, whichever thread owned it.
  *
  * Automatic collections run when tracked allocations minus deallocations
  * since the last collection exceed the threshold and a quarter of the live
