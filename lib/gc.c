@@ -158,6 +158,7 @@ typedef struct worker {
     size_t stack_n;
     size_t candidates, reached;
     size_t gfill, gend;                 /* phase D: this worker's slots of the garbage array */
+    uintptr_t scan_pos, scan_end;       /* phase C on pages: where this worker's scan is */
     pthread_t thread;
     uint64_t gen_at_start;              /* pool.gen when the thread was made (pool lock) */
     /* Read by idle workers while the owner pushes and pops: its own line. */
@@ -298,6 +299,12 @@ static int select_page(rcgc_page *pg, void *arg) {
     return 0;
 }
 
+static int cmp_page(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)(*(rcgc_page *const *)a)->start;
+    uintptr_t y = (uintptr_t)(*(rcgc_page *const *)b)->start;
+    return x < y ? -1 : x > y;
+}
+
 /* The pages to walk (world stopped). ENOMEM leaves src empty. */
 static int source_pages(source *src, int young) {
     page_select s = {young, __atomic_load_n(&rcgc__gc_epoch, __ATOMIC_RELAXED), NULL, 0};
@@ -309,6 +316,7 @@ static int source_pages(source *src, int young) {
     s.out = pages;
     s.n = 0;
     rcgc__arena_foreach_span(select_page, &s);
+    qsort(pages, s.n, sizeof pages[0], cmp_page);     /* phase C scans in address order */
     memset(src, 0, sizeof *src);
     src->pages = pages;
     src->npages = s.n;
@@ -557,7 +565,7 @@ static void share_half(worker *w) {
 /* Pop and traverse until the private stack is empty. A popped object gets
  * its owner back and stops being a candidate (REACHABLE stays set until
  * the next collection's phase A, so nobody marks it twice). */
-static void drain(worker *w) {
+static void drain(worker *w, rcgc_visit_fn visit) {
     while (w->stack) {
         rcgc__header *h = w->stack;
         w->stack = (rcgc__header *)load_owner(h);
@@ -567,7 +575,7 @@ static void drain(worker *w) {
         /* A plain store: REACHABLE is set, so no other worker changes this
          * word now (try_mark's fetch-or finds the bit and fails). */
         store_gc(h, gc & ~(uint32_t)(RCGC_GC_CANDIDATE | RCGC_GC_OWNED | RCGC_GC_YOUNG));
-        h->type->traverse(rcgc__obj(h), visit_mark, w);
+        h->type->traverse(rcgc__obj(h), visit, w);
         if (w->atomic && w->stack_n >= SHARE_MIN &&
             atomic_load_explicit(&pool.idle, memory_order_relaxed) > 0)
             share_half(w);
@@ -593,7 +601,7 @@ static inline void root_block(worker *w, rcgc__header *h, size_t idx) {
         push(w, h);
     } else if (try_mark(w, h)) {
         push(w, h);
-        drain(w);
+        drain(w, visit_mark);
     }
 }
 static void phase_roots(worker *w) { source_each(w, root_block); }
@@ -625,9 +633,9 @@ static bool any_shared(void) {
 }
 
 /* C2: drain the stacks, stealing when out of work. */
-static void phase_mark(worker *w) {
+static void mark_until_done(worker *w, rcgc_visit_fn visit) {
     for (;;) {
-        drain(w);
+        drain(w, visit);
         if (steal(w))
             continue;
         /* Out of work: idle until some appears or everyone is idle. */
@@ -652,6 +660,114 @@ static void phase_mark(worker *w) {
             }
         }
     }
+}
+
+static void phase_mark(worker *w) { mark_until_done(w, visit_mark); }
+
+/* ------------------------------------------------------------------------
+ * Phase C on the heap: marking in address order
+ *
+ * Depth-first marking visits objects in the order of the graph, which on a
+ * big heap is a cache and TLB miss per object (10^6 nodes of a tree with
+ * cross links: 300 ms, where CPython took 64). Instead the workers scan the
+ * pages in address order (the page list is sorted, the cursor hands pages
+ * out in order) and traverse each reachable candidate they meet; a
+ * referent they mark is left for the scan if it lies ahead of it (later in
+ * the worker's current page, or in a page not yet handed out), and pushed
+ * on the mark stack only if the scan has passed it. Marking a referent and
+ * deciding who traverses it are two steps: REACHABLE (fetch-or: counted
+ * once), then CLAIMED, which the scanner that meets the object and the
+ * marker that would push it both try to take; the winner traverses. A
+ * marker that found the referent ahead reads the cursor after its
+ * fetch-or and the scanner reads the object after taking its page, both
+ * sequentially consistent, so the scanner sees the mark.
+ * ------------------------------------------------------------------------ */
+
+static inline bool ahead_of_scan(const worker *w, const rcgc__header *r) {
+    if ((uintptr_t)r > w->scan_pos && (uintptr_t)r < w->scan_end)
+        return true;
+    size_t c = atomic_load_explicit(&C.src.next, memory_order_seq_cst);
+    return c < C.src.npages && (uintptr_t)r >= (uintptr_t)C.src.pages[c]->start;
+}
+
+/* Set bits and CLAIMED; the old word says whether another worker had
+ * claimed h already. */
+static inline uint32_t claim(worker *w, rcgc__header *h, uint32_t bits) {
+    if (!w->atomic) {
+        uint32_t gc = rcgc__gcbits(h);
+        store_gc(h, gc | bits | RCGC_GC_CLAIMED);
+        return gc;
+    }
+    return __atomic_fetch_or(&h->gc, bits | RCGC_GC_CLAIMED, __ATOMIC_SEQ_CST);
+}
+
+static int visit_scan_mark(void *o, void *arg) {
+    worker *w = arg;
+    rcgc__header *h = rcgc__hdr(o);
+    uint32_t gc = rcgc__gcbits(h);
+    if ((gc & (RCGC_GC_CANDIDATE | RCGC_GC_REACHABLE)) != RCGC_GC_CANDIDATE)
+        return 0;
+    if (w->atomic) {
+        uint32_t old = __atomic_fetch_or(&h->gc, RCGC_GC_REACHABLE, __ATOMIC_SEQ_CST);
+        if (old & RCGC_GC_REACHABLE)
+            return 0;
+    } else {
+        store_gc(h, gc | RCGC_GC_REACHABLE);
+    }
+    w->reached++;
+    if (ahead_of_scan(w, h))
+        return 0;   /* the scan will meet it */
+    if (!(claim(w, h, 0) & RCGC_GC_CLAIMED))
+        push(w, h);
+    return 0;
+}
+
+/* Traverse h now (claimed by this worker, not on any stack). */
+static inline void traverse_claimed(worker *w, rcgc__header *h) {
+    uint32_t gc = rcgc__gcbits(h);
+    store_owner(h, owner_to_restore(h, gc));
+    /* REACHABLE and CLAIMED are set: nobody else writes this word now. */
+    store_gc(h, gc & ~(uint32_t)(RCGC_GC_CANDIDATE | RCGC_GC_OWNED | RCGC_GC_YOUNG));
+    h->type->traverse(rcgc__obj(h), visit_scan_mark, w);
+    drain(w, visit_scan_mark);
+}
+
+static inline void scan_block(worker *w, rcgc__header *h, size_t idx) {
+    (void)idx;
+    w->scan_pos = (uintptr_t)h;
+    uint32_t gc = rcgc__gcbits(h);
+    if (!(gc & RCGC_GC_CANDIDATE) || (gc & RCGC_GC_CLAIMED))
+        return;
+    uint32_t old;
+    if (!(gc & RCGC_GC_REACHABLE)) {
+        if (load_owner(h) == 0)
+            return;     /* gc_refs 0 and not marked (yet: a later mark pushes it) */
+        /* A root. Whoever sets REACHABLE counts it (a referrer's fetch-or
+         * may come first). */
+        old = claim(w, h, RCGC_GC_REACHABLE);
+        if (!(old & RCGC_GC_REACHABLE))
+            w->reached++;
+    } else {
+        old = claim(w, h, 0);
+    }
+    if (!(old & RCGC_GC_CLAIMED))
+        traverse_claimed(w, h);
+}
+
+static void phase_scan(worker *w) {
+    source *src = &C.src;
+    for (;;) {
+        size_t c = atomic_fetch_add_explicit(&src->next, 1, memory_order_seq_cst);
+        if (c >= src->npages)
+            break;
+        rcgc_page *pg = src->pages[c];
+        w->scan_end = (uintptr_t)pg->start +
+                      (pg->kind == RCGC_PAGE_LARGE ? 1 : (size_t)pg->reserved * pg->block_size);
+        page_each(w, pg, scan_block);
+    }
+    w->scan_pos = w->scan_end = 0;
+    if (w->atomic)
+        mark_until_done(w, visit_scan_mark);
 }
 
 /* ------------------------------------------------------------------------
@@ -713,6 +829,7 @@ static pass_counts run_pass(size_t units) {
         atomic_store_explicit(&w->shared, NULL, memory_order_relaxed);
         w->candidates = w->reached = 0;
         w->gfill = w->gend = 0;
+        w->scan_pos = w->scan_end = 0;
     }
     atomic_store_explicit(&pool.idle, 0, memory_order_relaxed);
     uint64_t t0 = now_ns();
@@ -720,9 +837,14 @@ static pass_counts run_pass(size_t units) {
     uint64_t t1 = now_ns();
     run_phase(phase_subtract);
     uint64_t t2 = now_ns();
-    run_phase(phase_roots);
-    if (workers[0].atomic)
-        run_phase(phase_mark);
+    if (C.src.objs) {
+        /* The garbage array (pass 2): depth-first from the roots. */
+        run_phase(phase_roots);
+        if (workers[0].atomic)
+            run_phase(phase_mark);
+    } else {
+        run_phase(phase_scan);
+    }
     uint64_t t3 = now_ns();
     if (trace)
         fprintf(stderr, "gc: %u workers: init %.2f ms, subtract %.2f ms, mark %.2f ms\n", active,
@@ -934,16 +1056,23 @@ static int first_pause(rcgc_gc_info *info, rcgc_weakref **pending, rcgc__header 
 }
 
 /* The second pause: which garbage did finalizers make reachable again?
- * Marks them in C.garbage (low bit). Returns how many. */
-static size_t resurrection_pause(void) {
+ * Marks them in C.garbage (low bit). Returns how many. Weak references
+ * made to the rest while finalizers ran are cleared too (else a get after
+ * this pause would hand out an object about to be cleared). */
+static size_t resurrection_pause(rcgc_weakref **pending) {
     memset(&C.src, 0, sizeof C.src);
     C.src.objs = C.garbage;
     C.src.nobjs = C.ngarbage;
     run_pass(C.ngarbage / OBJ_CHUNK * PAGES_PER_WORKER);
     run_phase(phase_finish);
     size_t n = 0;
-    for (size_t i = 0; i < C.ngarbage; i++)
-        n += (uintptr_t)C.garbage[i] & 1;
+    for (size_t i = 0; i < C.ngarbage; i++) {
+        rcgc__header *h = C.garbage[i];
+        if ((uintptr_t)h & 1)
+            n++;
+        else if (rcgc__gcbits(h) & RCGC_GC_WEAKREFED)
+            rcgc__weakref_clear_for_gc(h, pending);
+    }
     memset(&C.src, 0, sizeof C.src);
     return n;
 }
@@ -1018,7 +1147,7 @@ static size_t collect(int young, bool automatic) {
         if (info.finalized) {
             p0 = now_ns();
             rcgc__stop_the_world();
-            info.resurrected = resurrection_pause();
+            info.resurrected = resurrection_pause(&pending);
             rcgc__start_the_world();
             info.pause_ns += now_ns() - p0;
         }

@@ -47,7 +47,8 @@ enum {
     RCGC_GC_CANDIDATE = 1u << 8,  /* `owner` holds gc_refs, then a mark-stack link */
     RCGC_GC_REACHABLE = 1u << 9,  /* marked; meaningful only with CANDIDATE */
     RCGC_GC_OWNED     = 1u << 10, /* `owner` was a thread (its page's heap) before */
-    RCGC_GC_TRANSIENT = RCGC_GC_CANDIDATE | RCGC_GC_REACHABLE | RCGC_GC_OWNED,
+    RCGC_GC_CLAIMED   = 1u << 11, /* marked, and someone took on traversing it */
+    RCGC_GC_TRANSIENT = RCGC_GC_CANDIDATE | RCGC_GC_REACHABLE | RCGC_GC_OWNED | RCGC_GC_CLAIMED,
 };
 
 static inline rcgc__header *rcgc__hdr(const void *o) { return (rcgc__header *)o - 1; }
