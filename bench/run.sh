@@ -801,7 +801,7 @@ bench_gc() {
     {
         echo "# gc_bench results"
         echo
-        echo "- Machine: $machine ($(uname -sr)); load average at start: $load_s"
+        echo "- Machine: $machine ($(uname -sr)); load average at start: $load_s, at the end: $(loadavg) (the figures are only as good as the machine was quiet)"
         echo "- Date: $date_s"
         echo "- Tree: rcgc $(tree_rev)"
         echo "- Run: BENCH=$BENCH, $REPS processes per point taking turns (implementations round robin, rotating start); at 10^5 objects 5 collections per process; median (min-max) over every sample whose checks passed"
@@ -1024,7 +1024,7 @@ bench_binary_trees() {
     {
         echo "# binary_trees results"
         echo
-        echo "- Machine: $machine ($(uname -sr)); load average at start: $load_s"
+        echo "- Machine: $machine ($(uname -sr)); load average at start: $load_s, at the end: $(loadavg) (the figures are only as good as the machine was quiet)"
         echo "- Date: $date_s"
         echo "- Tree: rcgc $(tree_rev)"
         echo "- Run: BENCH=$BENCH, depth $depth, $threads threads (the depths shared out, as the game's multi-threaded C programs do), $REPS runs per variant taking turns; whole program from main's start (allocator set-up and tear-down included)"
