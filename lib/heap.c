@@ -115,12 +115,17 @@ static void queue_remove(rcgc_page_queue *q, rcgc_page *pg) {
     q->count--;
 }
 
-/* Keep the fast path's direct pointer equal to the queue's first page. */
+/* Keep the fast path's direct pointer equal to the queue's first page.
+ * The page allocation will take blocks from is young in the collector's
+ * current epoch (gc.c): stamp it here, since the fast path does not (a
+ * page that became first because the one before it was released was
+ * missed, and young collections did not see the objects allocated on it). */
 static void direct_update(rcgc_heap *h, unsigned tag, unsigned c) {
-    if (c <= RCGC_SMALL_CLASSES) {
-        rcgc_page *first = h->queue[tag][c].first;
+    rcgc_page *first = h->queue[tag][c].first;
+    if (first)
+        first->gc_epoch = __atomic_load_n(&rcgc__gc_epoch, __ATOMIC_RELAXED);
+    if (c <= RCGC_SMALL_CLASSES)
         h->direct[tag][c] = first ? first : &empty_page;
-    }
 }
 
 /* ------------------------------------------------------------------------

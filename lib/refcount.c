@@ -278,7 +278,10 @@ static int merge_if_owned(void *block, size_t size, void *arg) {
 }
 
 static int merge_large_owned(rcgc_page *pg, void *arg) {
-    if (pg->kind == RCGC_PAGE_LARGE && pg->tag != RCGC_TAG_RAW && pg->used)
+    /* `used` is read atomically: another thread may be freeing the block
+     * (it drops `used` before it takes the arena lock to free the span). */
+    if (pg->kind == RCGC_PAGE_LARGE && pg->tag != RCGC_TAG_RAW &&
+        __atomic_load_n(&pg->used, __ATOMIC_RELAXED))
         merge_if_owned(pg->start, 0, arg);
     return 0;
 }
