@@ -171,7 +171,10 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t go, done;
     unsigned started;                   /* helper threads running (workers 1..started) */
-    unsigned active;                    /* workers in the current collection */
+    unsigned active;                    /* workers in the current pass (the collecting thread) */
+    unsigned dispatch_active;           /* workers in the dispatch numbered gen (pool lock): a
+                                           helper that wakes late must not read `active`,
+                                           which the next pass may have raised (TSan) */
     uint64_t gen;
     unsigned running;
     void (*fn)(worker *);
@@ -191,7 +194,7 @@ static void *worker_main(void *arg) {
         if (pool.quit)
             break;
         seen = pool.gen;
-        if (w->id >= pool.active)
+        if (w->id >= pool.dispatch_active)
             continue;
         void (*fn)(worker *) = pool.fn;
         pthread_mutex_unlock(&pool.lock);
@@ -382,6 +385,7 @@ static void run_phase(void (*fn)(worker *)) {
         pthread_mutex_lock(&pool.lock);
         pool.fn = fn;
         pool.running = active - 1;
+        pool.dispatch_active = active;
         pool.gen++;
         pthread_cond_broadcast(&pool.go);
         pthread_mutex_unlock(&pool.lock);
@@ -1176,6 +1180,10 @@ static size_t collect(int young, bool automatic) {
                 rcgc_decref(rcgc__obj(h));
             poll_every(i);
         }
+        /* Our own garbage keeps its owner (us); a reference another thread
+         * dropped while finalizers ran waits in our merge queue. Merge now,
+         * so that garbage dies before the collection returns (gc_stress). */
+        rcgc__merge_queue_drain(self);
         rcgc__os_free(C.garbage, C.garbage_bytes);
         C.garbage = NULL;
     }
