@@ -15,7 +15,7 @@
  *             by reference counting (rcgc_decref of the root); automatic
  *             cycle collections stay on, as a program would have them
  *
- *   binary_trees [--alloc=glibc|boehm|rcgc] [--depth=21] [--threads=2] [--settle-ms=10]
+ *   binary_trees [--alloc=glibc|boehm|rcgc] [--depth=21] [--threads=2]
  *   binary_trees_mimalloc [--alloc=mimalloc] [--depth=21] [--threads=2]
  *
  * The program (the game's, unchanged): with max depth N (at least 6),
@@ -64,14 +64,11 @@ static const char *opt_alloc = "glibc";
 #endif
 static unsigned long opt_depth = 21;
 static unsigned long opt_threads = 2;
-static unsigned long opt_settle_ms = 10;
 
 static const bench_opt options[] = {
     { "alloc", BENCH_OPT_STRING, &opt_alloc, 0, 0, ALLOC_CHOICES, "allocator", NULL },
     { "depth", BENCH_OPT_ULONG, &opt_depth, 1, 30, NULL, "max depth N (the game's argument)", NULL },
     { "threads", BENCH_OPT_ULONG, &opt_threads, 1, 256, NULL, "threads sharing the depths", NULL },
-    { "settle-ms", BENCH_OPT_ULONG, &opt_settle_ms, 0, 10000, NULL,
-      "rcgc: sleep this long in a first, empty collection (settle_cb says why; 0: off)", NULL },
 };
 
 typedef struct tnode {
@@ -157,17 +154,6 @@ static tnode *bottom_up_rcgc(int d) {
 }
 static void free_rcgc(tnode *t) { rcgc_decref(t); }  /* clear frees the children */
 
-/* Workaround for a start-up race in lib/gc.c (tree 9adb5f6; gc_bench.c
- * says more): the first collection creates the helper threads, and one
- * that runs only after the first phase was announced waits forever, and
- * so does the collection. Sleeping in the START callback of a first,
- * empty collection (rcgc_collect right after rcgc_init) lets them reach
- * their wait; it costs --settle-ms once, inside the timed run. */
-static void settle_cb(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg) {
-    (void)arg;
-    if (phase == RCGC_GC_START && info->collection == 1)
-        bench_sleep_ns((uint64_t)opt_settle_ms * 1000000u);
-}
 #endif /* !BT_MIMALLOC */
 
 typedef struct allocator {
@@ -264,11 +250,6 @@ int main(int argc, char **argv) {
         A = (allocator){ bottom_up_rcgc, free_rcgc, 2 };
         if (rcgc_init(NULL) != 0)
             bench_die("rcgc_init failed");
-        if (opt_settle_ms) {
-            rcgc_gc_callback_add(settle_cb, NULL);
-            rcgc_collect();
-            rcgc_gc_callback_remove(settle_cb, NULL);
-        }
     }
 #endif
 

@@ -55,7 +55,6 @@ static unsigned long opt_rotate;
 static unsigned long opt_old = 1000000;
 static unsigned long opt_young = 10000;
 static unsigned long opt_young_reps = 5;
-static unsigned long opt_settle_ms = 10;
 static unsigned long opt_warmup = 1;
 static const char *opt_label = "rcgc";
 static int opt_verbose;
@@ -77,9 +76,6 @@ static const bench_opt options[] = {
       "full: untimed collections between the build and the timed ones", NULL },
     { "label", BENCH_OPT_STRING, &opt_label, 0, 0, NULL,
       "impl= of the RESULT lines (run.sh: rcgc_purge0 for a run with RCGC_PURGE=0)", NULL },
-    { "settle-ms", BENCH_OPT_ULONG, &opt_settle_ms, 0, 10000, NULL,
-      "sleep this long in the first collection after rcgc_init (start_runtime says why; 0: off)",
-      NULL },
     { "verbose", BENCH_OPT_FLAG, &opt_verbose, 0, 0, NULL, "print rcgc's gc statistics to stderr", NULL },
 };
 
@@ -149,19 +145,6 @@ static size_t blocks_in_use(void) {
     return s.blocks_in_use;
 }
 
-/* Workaround for a start-up race in lib/gc.c (tree 9adb5f6): a helper
- * thread is created by the first collection, and reads the phase
- * generation only once it runs; if the first phase was already announced,
- * the helper waits for the next one and the collection for the helper,
- * forever (2 workers on 2 cores: 13 of 40 processes hung at n=1e6, 41 of
- * 60 at n=1e4). A START callback that sleeps in the first collection
- * after rcgc_init (an empty heap's) lets the helper reach its wait first.
- * --settle-ms=0 turns it off. */
-static void settle_cb(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg) {
-    if (phase == RCGC_GC_START && info->collection == 1)
-        bench_sleep_ns((uint64_t)opt_settle_ms * 1000000u);
-}
-
 static void start_runtime(unsigned workers) {
     rcgc_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -170,11 +153,6 @@ static void start_runtime(unsigned workers) {
     if (rc != 0)
         bench_die("rcgc_init(gc_workers=%u): %s", workers, strerror(rc));
     rcgc_gc_disable();
-    if (opt_settle_ms) {
-        rcgc_gc_callback_add(settle_cb, NULL);
-        rcgc_collect();
-        rcgc_gc_callback_remove(settle_cb, NULL);
-    }
 }
 
 /* Blocks the collector may allocate or free for itself during a

@@ -951,6 +951,16 @@ bench_gc() {
 # binary_trees: the Benchmarks Game's binary-trees on glibc, mimalloc,
 # Boehm GC and rcgc
 # ------------------------------------------------------------------------
+# bt_median KEY VARIANT: the median of KEY over the variant's RESULT lines
+# in $res (NA when none has it: glibc reports no collections).
+bt_median() {
+    local vals
+    vals=$(grep "^RESULT variant=$2 " "$res" | while read -r line; do field "$1" "$line"; done | tr '\n' ' ')
+    if [ -z "${vals// /}" ]; then echo NA; return; fi
+    # shellcheck disable=SC2086
+    stats $vals | cut -d' ' -f1
+}
+
 bench_binary_trees() {
     local depth threads variants
     if [ "$BENCH" = quick ]; then depth=${BT_DEPTH:-18}; else depth=${BT_DEPTH:-21}; fi
@@ -1004,10 +1014,10 @@ bench_binary_trees() {
         cks=$(grep "^RESULT variant=$v " "$res" | while read -r line; do field checksum "$line"; done | sort -u | tr '\n' ' ')
         cks=${cks% }
         all_ck+="$cks "
-        rss=$(stats $(grep "^RESULT variant=$v " "$res" | while read -r line; do field peak_rss_mb "$line"; done) | cut -d' ' -f1)
-        gcc=$(stats $(grep "^RESULT variant=$v " "$res" | while read -r line; do field gc_collections "$line"; done) | cut -d' ' -f1)
-        gcp=$(stats $(grep "^RESULT variant=$v " "$res" | while read -r line; do field gc_pause_total_ms "$line"; done) | cut -d' ' -f1)
-        gcm=$(stats $(grep "^RESULT variant=$v " "$res" | while read -r line; do field gc_pause_max_ms "$line"; done) | cut -d' ' -f1)
+        rss=$(bt_median peak_rss_mb "$v")
+        gcc=$(bt_median gc_collections "$v")
+        gcp=$(bt_median gc_pause_total_ms "$v")
+        gcm=$(bt_median gc_pause_max_ms "$v")
         echo "$v,$depth,$threads,$m,$lo,$hi,$n,${cks// /;},$rss,$gcc,$gcp,$gcm" >> "$csv"
         med[$v]=$m
         if [ "$m" = NA ]; then cell[$v]=FAILED
@@ -1037,11 +1047,11 @@ bench_binary_trees() {
     for v in "${V[@]}"; do
         local r
         r=$(ratio "${med[rcgc]:-NA}" "${med[$v]}")
-        local row_gc=$(awk -F, -v v="$v" '$1 == v { print $10 "," $11 "," $12 }' "$csv")
-        local c1 c2 c3
-        IFS=, read -r c1 c2 c3 <<< "$row_gc"
-        [ "$c1" = NA ] && c1=-; [ "$c2" = NA ] && c2=-; [ "$c3" = NA ] && c3=-
-        rss=$(awk -F, -v v="$v" '$1 == v { print $9 }' "$csv")
+        # collections as an integer, RSS and pauses to 0.1 (NA: "-")
+        local row_gc c1 c2 c3
+        row_gc=$(awk -F, -v v="$v" 'function f(x, fmt) { return x == "NA" ? "-" : sprintf(fmt, x) }
+            $1 == v { print f($9, "%.1f") "," f($10, "%.0f") "," f($11, "%.1f") "," f($12, "%.1f") }' "$csv")
+        IFS=, read -r rss c1 c2 c3 <<< "$row_gc"
         printf '%-18s %26s %9s %10s %10s %12s\n' "$v" "${cell[$v]}" "$r" "$rss" "$c1" "$c2"
         echo "| $v | ${cell[$v]} | $r | $rss | $c1 | $c2 | $c3 |" >> "$md"
     done
