@@ -104,6 +104,7 @@ uint32_t rcgc__gc_epoch = 1;
 #define SHARE_MIN 64
 #define MAX_CALLBACKS 32
 #define GARBAGE_RUN 256         /* garbage-array slots a worker takes at once */
+#define DEC_SLOTS 64            /* phase B: objects whose decrements a worker gathers */
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -159,6 +160,9 @@ typedef struct worker {
     size_t candidates, reached;
     size_t gfill, gend;                 /* phase D: this worker's slots of the garbage array */
     uintptr_t scan_pos, scan_end;       /* phase C on pages: where this worker's scan is */
+    /* Phase B with several workers: decrements gathered per object before
+     * the atomic subtraction (direct-mapped; see visit_decref). */
+    struct { rcgc__header *h; uintptr_t n; } dec[DEC_SLOTS];
     pthread_t thread;
     uint64_t gen_at_start;              /* pool.gen when the thread was made (pool lock) */
     /* Read by idle workers while the owner pushes and pops: its own line. */
@@ -488,19 +492,38 @@ static void phase_init(worker *w) { source_each(w, init_block); }
  * Phase B: subtract references between candidates
  * ------------------------------------------------------------------------ */
 
+static void dec_flush(rcgc__header *h, uintptr_t n) {
+    uintptr_t old = __atomic_fetch_sub(&h->owner, n, __ATOMIC_RELAXED);
+    if (rcgc_unlikely(old < n))
+        too_many_visits(rcgc__obj(h));
+}
+
+/* With several workers the subtraction is atomic; decrements are gathered
+ * per object in a small direct-mapped table first, because a popular
+ * object (a root that 500,000 leaves point back to) took one contended
+ * atomic per reference: phase B of 10^5 objects took 7.5 ms on 2 workers
+ * instead of 0.6 on one. gc_refs are read only after the phase, so late
+ * subtraction is exact. */
 static int visit_decref(void *o, void *arg) {
     worker *w = arg;
     check_referent(o);
     rcgc__header *h = rcgc__hdr(o);
     if (!(rcgc__gcbits(h) & RCGC_GC_CANDIDATE))
         return 0;
-    uintptr_t old;
     if (w->atomic) {
-        old = __atomic_fetch_sub(&h->owner, 1, __ATOMIC_RELAXED);
-    } else {
-        old = load_owner(h);
-        store_owner(h, old - 1);
+        size_t i = ((uintptr_t)h >> 5) & (DEC_SLOTS - 1);
+        if (w->dec[i].h == h) {
+            w->dec[i].n++;
+            return 0;
+        }
+        if (w->dec[i].h)
+            dec_flush(w->dec[i].h, w->dec[i].n);
+        w->dec[i].h = h;
+        w->dec[i].n = 1;
+        return 0;
     }
+    uintptr_t old = load_owner(h);
+    store_owner(h, old - 1);
     if (rcgc_unlikely(old == 0))
         too_many_visits(o);
     return 0;
@@ -511,7 +534,14 @@ static inline void subtract_block(worker *w, rcgc__header *h, size_t idx) {
     if (rcgc__gcbits(h) & RCGC_GC_CANDIDATE)
         h->type->traverse(rcgc__obj(h), visit_decref, w);
 }
-static void phase_subtract(worker *w) { source_each(w, subtract_block); }
+static void phase_subtract(worker *w) {
+    source_each(w, subtract_block);
+    for (size_t i = 0; i < DEC_SLOTS; i++) {
+        if (w->dec[i].h)
+            dec_flush(w->dec[i].h, w->dec[i].n);
+        w->dec[i].h = NULL;
+    }
+}
 
 /* ------------------------------------------------------------------------
  * Phase C: mark what is reachable from candidates with gc_refs > 0
