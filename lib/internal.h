@@ -99,6 +99,7 @@ typedef enum {
     RCGC_OPT_GC_WORKERS,      /* collector threads (0: one per CPU) */
     RCGC_OPT_GC_THRESHOLD,    /* tracked allocations - deallocations that start a collection (0: off) */
     RCGC_OPT_GC_FULL_PCT,     /* young survivors, in % of the old heap, that make the next one full */
+    RCGC_OPT_GC_PAGES_PER_WORKER, /* a collection uses one worker per this many pages */
     RCGC_OPT_COUNT
 } rcgc_option;
 

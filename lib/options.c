@@ -29,6 +29,9 @@ static const option_desc table[RCGC_OPT_COUNT] = {
     [RCGC_OPT_GC_THRESHOLD] = {"RCGC_GC_THRESHOLD", 2000, 0, 1L << 40,
                                "tracked allocations minus deallocations that start an automatic "
                                "collection, if also above a quarter of the tracked heap (0: off)"},
+    [RCGC_OPT_GC_PAGES_PER_WORKER] = {"RCGC_GC_PAGES_PER_WORKER", 128, 1, 1L << 30,
+                               "a collection uses one more worker per this many 64 KiB pages of "
+                               "tracked objects (tests set 1 to run the parallel paths on small heaps)"},
     [RCGC_OPT_GC_FULL_PCT]  = {"RCGC_GC_FULL_PCT", 25, 1, 10000,
                                "objects promoted by young collections, in percent of those that "
                                "survived the last full one, that make the next collection full"},

@@ -1575,6 +1575,9 @@ int main(int argc, char **argv) {
            STRESS_SANITIZER ? ", sanitizer build: reduced work" : "");
     fflush(stdout);
 
+    /* Every collection on all its workers, however small the heap: the
+     * parallel paths are what this program is for. */
+    setenv("RCGC_GC_PAGES_PER_WORKER", "1", 0);
     rcgc_config cfg = {0};
     cfg.gc_threshold = threshold ? (int)threshold : -1;
     cfg.gc_workers = (int)gc_workers;

@@ -27,6 +27,7 @@
 static int setup(void **state) {
     (void)state;
     gt_reset();
+    setenv("RCGC_GC_PAGES_PER_WORKER", "1", 0);   /* the parallel paths, on small heaps */
     if (rcgc_init(NULL) != 0)
         return -1;
     rcgc_gc_disable();      /* collections only when a test asks */

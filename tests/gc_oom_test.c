@@ -258,6 +258,7 @@ static int setup(void **state) {
     (void)state;
     rcgc_config cfg = {0};
     cfg.gc_workers = 2;
+    setenv("RCGC_GC_PAGES_PER_WORKER", "1", 0);   /* both workers, on this small heap */
     return rcgc_init(&cfg);
 }
 
