@@ -33,14 +33,16 @@
  * pages (or chunks of an object array) from a shared cursor, and the
  * dispatch returns when all are done, which is the barrier between phases.
  * B decrements with atomics when more than one worker runs (the referent
- * may be in another worker's page). C marks with a fetch-or, so each
- * object is pushed once; every worker has a private stack linked through
- * `owner`, and when some worker is idle, busy ones move half their stack
- * to a public one that idle workers take whole (one exchange: no ABA,
- * since an object is pushed at most once). A worker stops when every
- * worker is idle and every public stack is empty. A marked object gets its
- * owner back as it is popped, so survivors need no further pass; D walks
- * again only if there is garbage.
+ * may be in another worker's page), gathered per object first. C scans
+ * the pages in address order and traverses the roots and marked objects
+ * it meets (the section before phase_scan explains why and how); marking
+ * is a fetch-or, so each object is pushed at most once. Every worker has a
+ * private stack linked through `owner`, and when some worker is idle,
+ * busy ones move half their stack to a public one that idle workers take
+ * whole (one exchange: no ABA, since an object is pushed at most once). A
+ * worker stops when every worker is idle and every public stack is empty.
+ * A traversed object gets its owner back at once, so survivors need no
+ * further pass; D walks again only if there is garbage.
  *
  * Garbage, in the order PEP 442 asks for:
  *   1. in the pause: each garbage object gets a reference held by the
