@@ -36,6 +36,13 @@ typedef struct rcgc_config {
     int gc_workers;     /* 0: default (RCGC_GC_WORKERS, else the number of CPUs); n > 0: collector threads */
     int gc_threshold;   /* 0: default (RCGC_GC_THRESHOLD, else 2000); n > 0: see rcgc_gc_set_threshold; -1: automatic collection off */
     int gc_full_pct;    /* 0: default (RCGC_GC_FULL_PCT, else 25); n > 0: see rcgc_gc_set_threshold */
+    /* Memory profiling (docs/PROFILING.md). */
+    int trace_frames;   /* 0: default (RCGC_TRACE, else off); n > 0: rcgc_trace_start(n) in rcgc_init; -1: off */
+    int trace_sample;   /* 0: default (RCGC_TRACE_SAMPLE, else 0); n > 0: with tracing on, sample one
+                           allocation per n bytes on average instead of recording every one; -1: every one */
+    const char *profile;        /* NULL: default (RCGC_PROFILE, else off); CSV file of the usage sampler */
+    int profile_interval_ms;    /* 0: default (RCGC_PROFILE_INTERVAL, else 100): sampler period */
+    const char *debug;  /* NULL: default (RCGC_DEBUG, else none); comma-separated: stats, leaks, saveall */
 } rcgc_config;
 
 int   rcgc_init(const rcgc_config *cfg);   /* NULL: defaults + RCGC_* env; attaches caller; 0 or errno */
@@ -283,6 +290,26 @@ typedef struct rcgc_thread_stats {
 /* Per-thread figures of up to `max` attached threads; returns how many
  * threads are attached (may exceed max). */
 size_t rcgc_stats_threads(rcgc_thread_stats *out, size_t max);
+
+/* ------------------------------------------------------------------------
+ * Memory profiling: what Python's tracemalloc, objgraph and
+ * memory_profiler do, built in (docs/PROFILING.md). Each tool is also
+ * driven by rcgc_config / RCGC_* variables (docs/CONFIG.md).
+ * ------------------------------------------------------------------------ */
+
+/* --- Allocation tracing (as tracemalloc) -------------------------------- */
+
+/* (trace API: lib/trace.c) */
+
+
+/* --- Object graphs (as objgraph) ---------------------------------------- */
+
+/* (objgraph API: lib/objgraph.c) */
+
+
+/* --- Usage over time (as memory_profiler) ------------------------------- */
+
+/* (sampler API: lib/profile.c) */
 
 
 /* ------------------------------------------------------------------------

@@ -100,12 +100,25 @@ typedef enum {
     RCGC_OPT_GC_THRESHOLD,    /* tracked allocations - deallocations that start a collection (0: off) */
     RCGC_OPT_GC_FULL_PCT,     /* young survivors, in % of the old heap, that make the next one full */
     RCGC_OPT_GC_PAGES_PER_WORKER, /* a collection uses one worker per this many pages */
+    RCGC_OPT_TRACE,           /* allocation tracing from rcgc_init: frames per stack (0: off) */
+    RCGC_OPT_TRACE_SAMPLE,    /* tracing samples one allocation per this many bytes (0: all) */
+    RCGC_OPT_PROFILE_INTERVAL,/* usage sampler period in ms */
     RCGC_OPT_COUNT
 } rcgc_option;
+
+/* Options whose value is a string (NULL when unset). */
+typedef enum {
+    RCGC_SOPT_PROFILE,        /* CSV path of the usage sampler */
+    RCGC_SOPT_DEBUG,          /* comma-separated: stats, leaks, saveall */
+    RCGC_SOPT_COUNT
+} rcgc_str_option;
 
 long rcgc__option(rcgc_option o);
 void rcgc__options_load(const rcgc_config *cfg);   /* once, from rcgc_init */
 const char *rcgc__option_name(rcgc_option o);
+/* The string option's value, valid until the next rcgc_init; NULL if unset. */
+const char *rcgc__option_str(rcgc_str_option o);
+const char *rcgc__option_str_name(rcgc_str_option o);
 
 /* Relaxed counter helpers for per-thread statistics: written by one owner,
  * read by rcgc_stats_get from other threads. On x86 these are plain moves. */

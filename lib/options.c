@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -35,12 +36,32 @@ static const option_desc table[RCGC_OPT_COUNT] = {
     [RCGC_OPT_GC_FULL_PCT]  = {"RCGC_GC_FULL_PCT", 25, 1, 10000,
                                "objects promoted by young collections, in percent of those that "
                                "survived the last full one, that make the next collection full"},
+    [RCGC_OPT_TRACE]        = {"RCGC_TRACE", 0, 0, 64,
+                               "start allocation tracing in rcgc_init, keeping this many stack "
+                               "frames per allocation (0: off)"},
+    [RCGC_OPT_TRACE_SAMPLE] = {"RCGC_TRACE_SAMPLE", 0, 0, 1L << 40,
+                               "tracing records one allocation per this many bytes on average, "
+                               "weighted (0: every allocation)"},
+    [RCGC_OPT_PROFILE_INTERVAL] = {"RCGC_PROFILE_INTERVAL", 100, 1, 3600000,
+                               "milliseconds between two rows of the RCGC_PROFILE sampler"},
+};
+
+typedef struct {
+    const char *env;
+    const char *doc;
+} str_option_desc;
+
+static const str_option_desc str_table[RCGC_SOPT_COUNT] = {
+    [RCGC_SOPT_PROFILE] = {"RCGC_PROFILE", "CSV file the usage sampler writes (unset: no sampler)"},
+    [RCGC_SOPT_DEBUG]   = {"RCGC_DEBUG", "comma-separated reports: stats, leaks, saveall"},
 };
 
 /* Written by rcgc_init before any other thread can use the runtime, then
  * only read; relaxed atomics keep concurrent init/read pairs well defined. */
 static long values[RCGC_OPT_COUNT];
 static _Atomic int loaded;
+/* Copies (libc malloc) of the string options, replaced by each load. */
+static char *str_values[RCGC_SOPT_COUNT];
 
 static long from_env(const option_desc *d) {
     const char *s = getenv(d->env);
@@ -71,9 +92,30 @@ void rcgc__options_load(const rcgc_config *cfg) {
         from_config(RCGC_OPT_GC_WORKERS, cfg->gc_workers);
         from_config(RCGC_OPT_GC_THRESHOLD, cfg->gc_threshold);
         from_config(RCGC_OPT_GC_FULL_PCT, cfg->gc_full_pct);
+        from_config(RCGC_OPT_TRACE, cfg->trace_frames);
+        from_config(RCGC_OPT_TRACE_SAMPLE, cfg->trace_sample);
+        from_config(RCGC_OPT_PROFILE_INTERVAL, cfg->profile_interval_ms);
+    }
+    const char *strs[RCGC_SOPT_COUNT] = {
+        [RCGC_SOPT_PROFILE] = cfg && cfg->profile ? cfg->profile : getenv("RCGC_PROFILE"),
+        [RCGC_SOPT_DEBUG]   = cfg && cfg->debug ? cfg->debug : getenv("RCGC_DEBUG"),
+    };
+    for (int i = 0; i < RCGC_SOPT_COUNT; i++) {
+        free(str_values[i]);
+        /* An empty string is unset; a failed copy too (the option is
+         * then off, which is the safe reading of "no memory"). */
+        str_values[i] = strs[i] && *strs[i] ? strdup(strs[i]) : NULL;
     }
     atomic_store_explicit(&loaded, 1, memory_order_release);
 }
+
+const char *rcgc__option_str(rcgc_str_option o) {
+    if (rcgc_unlikely(!atomic_load_explicit(&loaded, memory_order_acquire)))
+        return NULL;
+    return str_values[o];
+}
+
+const char *rcgc__option_str_name(rcgc_str_option o) { return str_table[o].env; }
 
 long rcgc__option(rcgc_option o) {
     if (rcgc_unlikely(!atomic_load_explicit(&loaded, memory_order_acquire)))
