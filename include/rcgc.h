@@ -14,6 +14,7 @@
 #define RCGC_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -299,7 +300,66 @@ size_t rcgc_stats_threads(rcgc_thread_stats *out, size_t max);
 
 /* --- Allocation tracing (as tracemalloc) -------------------------------- */
 
-/* (trace API: lib/trace.c) */
+/* While tracing is on, every allocation (rcgc_new, rcgc_new_var,
+ * rcgc_malloc, rcgc_calloc) records its call stack, up to `nframes` return
+ * addresses starting at the caller of rcgc, and its type (NULL for raw
+ * blocks), until the block is freed. Bytes are the size asked for, plus the
+ * 32-byte header for objects. Off, it costs one predictable branch on the
+ * allocation path and on rcgc_free.
+ *
+ * Sampling (rcgc_trace_start_sampling) records one allocation per
+ * `mean_bytes` on average (the gap is drawn from an exponential
+ * distribution, as tcmalloc's heap profiler does) and gives each sample a
+ * weight, 1 / P(an allocation of that size is sampled), so that counts and
+ * bytes in snapshots estimate the whole heap. Cheap enough to leave on:
+ * see docs/PROFILING.md for what it costs.
+ *
+ * Tracing state is global; every function may be called from any attached
+ * thread. Tracing stops, and its records go, at rcgc_shutdown. */
+#define RCGC_TRACE_MAX_FRAMES 64
+int  rcgc_trace_start(int nframes);         /* 0; EINVAL (nframes outside 1..64); EBUSY (on already) */
+int  rcgc_trace_start_sampling(int nframes, size_t mean_bytes); /* the same, sampling; EINVAL if 0 */
+void rcgc_trace_stop(void);                 /* forget every record (live snapshots stay valid) */
+int  rcgc_trace_is_tracing(void);           /* 0 off, 1 every allocation, 2 sampling */
+void rcgc_trace_clear(void);                /* forget the records so far, keep tracing; resets peak */
+void rcgc_trace_get_traced_memory(size_t *current, size_t *peak);   /* traced bytes (estimates when sampling) */
+size_t rcgc_trace_get_overhead(void);       /* bytes of memory the tracer itself uses */
+/* The recorded stack of live block p (object or raw): its frames into
+ * frames[0..max), innermost first; returns how many, 0 if p is not traced. */
+int  rcgc_trace_get_traceback(const void *p, void **frames, int max);
+/* "function+0x1c (binary+0x4a2f1)" for a return address (dladdr); the
+ * module offset is what addr2line wants (tools/rcgc-symbolize). */
+int  rcgc_trace_format_frame(const void *pc, char *buf, size_t size);   /* as snprintf */
+
+/* A snapshot: the live traced blocks grouped by (call stack, type), taken
+ * without stopping the world (each group is exact; groups of different
+ * threads may be a few allocations apart). Independent of later tracing. */
+typedef struct rcgc_trace_snapshot rcgc_trace_snapshot;
+rcgc_trace_snapshot *rcgc_trace_take_snapshot(void);   /* NULL + ENOMEM, or + EINVAL if tracing is off */
+void rcgc_trace_snapshot_free(rcgc_trace_snapshot *s); /* NULL allowed */
+
+/* Statistics of a snapshot, grouped by key, largest first; with a base
+ * snapshot, the differences too, ordered by the growth in bytes. */
+typedef enum {
+    RCGC_TRACE_BY_SITE,         /* the allocating frame (frames[0]) */
+    RCGC_TRACE_BY_TRACEBACK,    /* the whole recorded stack */
+    RCGC_TRACE_BY_TYPE,         /* the object type; raw blocks are one group */
+} rcgc_trace_key;
+typedef struct rcgc_trace_stat {
+    const rcgc_type *type;      /* BY_TYPE; NULL for raw blocks (and for other keys) */
+    const char *type_name;      /* the type's name, "raw" for raw blocks, NULL for other keys */
+    int nframes;                /* BY_SITE: 1; BY_TRACEBACK: the stack; BY_TYPE: 0 */
+    void *const *frames;        /* into the snapshot: valid while it lives */
+    size_t count, bytes;        /* live blocks and their bytes (estimates when sampling) */
+    long long count_diff, bytes_diff;   /* minus the base snapshot's (0 without one) */
+} rcgc_trace_stat;
+/* A malloc'd array of *n stats (free it with free()), or NULL + ENOMEM /
+ * EINVAL. Groups only in the base (all freed since) appear with count 0. */
+rcgc_trace_stat *rcgc_trace_statistics(const rcgc_trace_snapshot *s, const rcgc_trace_snapshot *base,
+                                       rcgc_trace_key key, size_t *n);
+/* Print the top `limit` groups as tracemalloc's "top 10" does; 0 or errno. */
+int rcgc_trace_print_top(FILE *out, const rcgc_trace_snapshot *s, const rcgc_trace_snapshot *base,
+                         rcgc_trace_key key, size_t limit);
 
 
 /* --- Object graphs (as objgraph) ---------------------------------------- */

@@ -5,12 +5,19 @@
 #include <string.h>
 
 #include "thread.h"
+#include "trace.h"
 
-void *rcgc_malloc(size_t size) {
+/* `ra`: the caller's return address, the allocation site for tracing. */
+static inline void *malloc_at(size_t size, void *ra) {
     rcgc_thread *t = rcgc__thread_require("rcgc_malloc");
     rcgc_safepoint();   /* allocating threads cannot hold up a pause */
-    return rcgc__heap_alloc(&t->heap, RCGC_TAG_RAW, size);
+    void *p = rcgc__heap_alloc(&t->heap, RCGC_TAG_RAW, size);
+    if (rcgc_likely(p))
+        rcgc__trace_on_alloc(t, p, size, NULL, ra);
+    return p;
 }
+
+void *rcgc_malloc(size_t size) { return malloc_at(size, __builtin_return_address(0)); }
 
 void *rcgc_calloc(size_t n, size_t size) {
     size_t total;
@@ -18,7 +25,7 @@ void *rcgc_calloc(size_t n, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    void *p = rcgc_malloc(total);
+    void *p = malloc_at(total, __builtin_return_address(0));
     if (p)
         memset(p, 0, total);
     return p;
@@ -45,6 +52,7 @@ void rcgc_free(void *p) {
     if (rcgc__heap_block_start(p) != p)
         bad_free(p, "pointer is inside a block, not at its start");
 #endif
+    rcgc__trace_on_free_raw(p);
     rcgc__heap_free(&t->heap, p);
 }
 

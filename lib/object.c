@@ -28,12 +28,15 @@
 #include "qsbr.h"
 #include "safepoint.h"
 #include "thread.h"
+#include "trace.h"
 
 /* ------------------------------------------------------------------------
  * Creation
  * ------------------------------------------------------------------------ */
 
-void *rcgc_new_var(const rcgc_type *t, size_t size) {
+/* rcgc_new and rcgc_new_var; `ra` is the caller's return address (the
+ * allocation site for tracing). */
+static inline void *new_object(const rcgc_type *t, size_t size, void *ra) {
     rcgc_thread *self = rcgc__thread_require("rcgc_new");
     if (rcgc_unlikely(!t)) {
         errno = EINVAL;
@@ -61,7 +64,12 @@ void *rcgc_new_var(const rcgc_type *t, size_t size) {
     __atomic_store_n(&h->owner, (uintptr_t)self, __ATOMIC_RELAXED);
     if (t->traverse)
         rcgc__gc_count_alloc(self);
+    rcgc__trace_on_alloc(self, h + 1, RCGC_HEADER_SIZE + size, t, ra);
     return h + 1;
+}
+
+void *rcgc_new_var(const rcgc_type *t, size_t size) {
+    return new_object(t, size, __builtin_return_address(0));
 }
 
 void *rcgc_new(const rcgc_type *t) {
@@ -69,7 +77,7 @@ void *rcgc_new(const rcgc_type *t) {
         errno = EINVAL;     /* variable-size types go through rcgc_new_var */
         return NULL;
     }
-    return rcgc_new_var(t, t ? t->size : 0);
+    return new_object(t, t ? t->size : 0, __builtin_return_address(0));
 }
 
 /* ------------------------------------------------------------------------
@@ -99,11 +107,13 @@ RCGC_NOINLINE void rcgc__object_dealloc(void *o) {
     for (;;) {
         const rcgc_type *t = h->type;
         uint32_t gc = rcgc__gcbits(h);
-        if (rcgc_unlikely(gc & (RCGC_GC_WEAKREFED | RCGC_GC_FROZEN))) {
+        if (rcgc_unlikely(gc & (RCGC_GC_WEAKREFED | RCGC_GC_FROZEN | RCGC_GC_TRACED))) {
             if (gc & RCGC_GC_WEAKREFED)
                 rcgc__weakref_clear_dying(h);  /* callbacks run here, before clear */
             if (gc & RCGC_GC_FROZEN)
                 rcgc__gc_frozen_died();
+            if (gc & RCGC_GC_TRACED)
+                rcgc__trace_free_object(h);
         }
         if ((gc & RCGC_GC_TRACKED) && !self->gc_collecting)
             rcgc__gc_count_dealloc(self);

@@ -43,6 +43,7 @@ enum {
     RCGC_GC_SHARED_READ = 1u << 3,/* memory reuse waits a QSBR grace period */
     RCGC_GC_YOUNG     = 1u << 4,  /* allocated since the last collection */
     RCGC_GC_WEAKREFED = 1u << 5,  /* a weak reference was made to it (weakref.c) */
+    RCGC_GC_TRACED    = 1u << 6,  /* allocation tracing holds a record of it (trace.c) */
     /* Transient, during a collection (gc.c): */
     RCGC_GC_CANDIDATE = 1u << 8,  /* `owner` holds gc_refs, then a mark-stack link */
     RCGC_GC_REACHABLE = 1u << 9,  /* marked; meaningful only with CANDIDATE */

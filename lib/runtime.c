@@ -13,6 +13,7 @@
 #include "os.h"
 #include "qsbr.h"
 #include "thread.h"
+#include "trace.h"
 
 /* ------------------------------------------------------------------------
  * Fatal errors: one path for every broken invariant and detected misuse.
@@ -63,6 +64,19 @@ void rcgc__fatal(const char *file, int line, const char *func, const char *fmt, 
 
 static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* RCGC_TRACE / RCGC_TRACE_SAMPLE (or their config fields): tracing from
+ * the first allocation. A failure is reported, and the runtime goes on. */
+static void start_tracing_option(void) {
+    long frames = rcgc__option(RCGC_OPT_TRACE);
+    if (frames <= 0)
+        return;
+    long sample = rcgc__option(RCGC_OPT_TRACE_SAMPLE);
+    int err = sample > 0 ? rcgc_trace_start_sampling((int)frames, (size_t)sample)
+                         : rcgc_trace_start((int)frames);
+    if (err && err != EBUSY)
+        fprintf(stderr, "rcgc: RCGC_TRACE=%ld: tracing not started: %s\n", frames, strerror(err));
+}
+
 int rcgc_init(const rcgc_config *cfg) {
     pthread_mutex_lock(&lifecycle_lock);
     if (rcgc__runtime_initialized()) {
@@ -80,6 +94,8 @@ int rcgc_init(const rcgc_config *cfg) {
         if (err)
             rcgc__thread_registry_shutdown();
     }
+    if (!err)
+        start_tracing_option();
     pthread_mutex_unlock(&lifecycle_lock);
     return err;
 }
@@ -100,6 +116,7 @@ void rcgc_shutdown(void) {
         rcgc_thread_detach();
     }
     rcgc__heap_collect_abandoned();
+    rcgc__trace_shutdown();         /* records of the heaps about to go */
     rcgc__heap_shutdown_reset();    /* pages of immortal or leaked objects */
     rcgc__thread_registry_shutdown();
     rcgc__arena_release_all();

@@ -63,6 +63,11 @@ typedef struct rcgc_thread {
     int gc_delta;
     int gc_collecting;          /* this thread runs a collection: its frees are not counted */
 
+    /* Allocation tracing (trace.c), owner only: bytes until the next
+     * sample, and the sampler's random state (0: not seeded yet). */
+    int64_t  trace_left;
+    uint64_t trace_rng;
+
     /* Deferred frees waiting for a grace period (qsbr.c), owner only. */
     struct rcgc_qsbr_batch *qsbr_batch;
     unsigned qsbr_batch_age;    /* quiescent states since the batch began */

@@ -1,0 +1,44 @@
+/*
+ * Allocation tracing (trace.c): the hooks the allocation and free paths
+ * call. Off, each is one relaxed load and one branch predicted not taken.
+ */
+#ifndef RCGC_TRACE_H
+#define RCGC_TRACE_H
+
+#include "thread.h"
+
+enum { RCGC_TRACE_OFF = 0, RCGC_TRACE_ALL = 1, RCGC_TRACE_SAMPLE = 2 };
+
+/* The tracing mode (written under the tracer's lock, read relaxed). */
+extern int rcgc__trace_mode;
+/* Traced raw blocks alive: rcgc_free looks a block up only when non-zero. */
+extern size_t rcgc__trace_raw_live;
+
+/* Slow paths (trace.c). `ra`: the return address of the public entry
+ * point, that is, the user's allocation site. */
+RCGC_NOINLINE void rcgc__trace_alloc(rcgc_thread *self, void *p, size_t bytes, const rcgc_type *t,
+                                     void *ra);
+RCGC_NOINLINE void rcgc__trace_free_object(rcgc__header *h);
+RCGC_NOINLINE void rcgc__trace_free_raw(void *p);
+/* rcgc_shutdown: drop everything (no thread allocates any more). */
+void rcgc__trace_shutdown(void);
+
+/* After a successful allocation of `bytes` at p. Sampling counts bytes
+ * down here, inline, so that unsampled allocations make no call. */
+static inline void rcgc__trace_on_alloc(rcgc_thread *self, void *p, size_t bytes,
+                                        const rcgc_type *t, void *ra) {
+    int mode = __atomic_load_n(&rcgc__trace_mode, __ATOMIC_RELAXED);
+    if (rcgc_unlikely(mode != RCGC_TRACE_OFF)) {
+        if (mode == RCGC_TRACE_SAMPLE && (self->trace_left -= (int64_t)bytes) >= 0)
+            return;
+        rcgc__trace_alloc(self, p, bytes, t, ra);
+    }
+}
+
+/* Before rcgc_free releases p. */
+static inline void rcgc__trace_on_free_raw(void *p) {
+    if (rcgc_unlikely(__atomic_load_n(&rcgc__trace_raw_live, __ATOMIC_RELAXED) != 0))
+        rcgc__trace_free_raw(p);
+}
+
+#endif /* RCGC_TRACE_H */
