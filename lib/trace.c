@@ -34,6 +34,7 @@
  * The tracer's own memory is libc's: it must not recurse into rcgc.
  */
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <math.h>
@@ -506,7 +507,11 @@ int rcgc_trace_format_frame(const void *pc, char *buf, size_t size) {
         return snprintf(buf, size, "%p", pc);
     const char *mod = strrchr(info.dli_fname, '/');
     mod = mod ? mod + 1 : info.dli_fname;
-    uintptr_t mod_off = (uintptr_t)pc - (uintptr_t)info.dli_fbase;
+    /* What addr2line wants: the offset from the load base for a
+     * position-independent module, the address itself for a fixed one
+     * (ET_EXEC, whose ELF header dladdr gives us, mapped). */
+    const Elf64_Ehdr *eh = info.dli_fbase;
+    uintptr_t mod_off = (uintptr_t)pc - (eh && eh->e_type == ET_EXEC ? 0 : (uintptr_t)info.dli_fbase);
     if (info.dli_sname)
         return snprintf(buf, size, "%s+%#lx (%s+%#lx)", info.dli_sname,
                         (unsigned long)((uintptr_t)pc - (uintptr_t)info.dli_saddr), mod,
