@@ -922,7 +922,8 @@ static int dot_select(dgraph *d, const graph *g, void *const *objs, size_t n, un
     if (err)
         return err;
     dedge *ed = D_EDGES(d);
-    qsort(ed, d->ne, sizeof *ed, edge_cmp);
+    if (d->ne)
+        qsort(ed, d->ne, sizeof *ed, edge_cmp);
     size_t k = 0;
     for (size_t e = 0; e < d->ne; e++) {
         if (k && ed[k - 1].from == ed[e].from && ed[k - 1].to == ed[e].to)
