@@ -364,7 +364,88 @@ int rcgc_trace_print_top(FILE *out, const rcgc_trace_snapshot *s, const rcgc_tra
 
 /* --- Object graphs (as objgraph) ---------------------------------------- */
 
-/* (objgraph API: lib/objgraph.c) */
+/* What is alive, by type; what grew since last time; why an object is
+ * alive (the shortest chain of references from a root to it); and a
+ * picture of the graph around chosen objects, as Graphviz DOT
+ * (tools/rcgc-dot renders it to PNG or SVG). docs/PROFILING.md shows each.
+ *
+ * Each call takes one snapshot: it stops the world once, for a pause that
+ * grows with the live heap (every live object is visited and every
+ * tracked one traversed), takes a reference to each object it hands out,
+ * and calls callbacks and writes output with the world running. Nothing
+ * of it runs when not called. Returns 0 or an errno value: ENOMEM (nothing
+ * changed; no memory for the snapshot), EINVAL, or the error that writing
+ * the output met. Any attached thread may call them, also from finalizers
+ * and collection callbacks. */
+#include <stdio.h>
+
+/* Live objects of one type. */
+typedef struct rcgc_objgraph_count {
+    const rcgc_type *type;
+    size_t count;       /* live objects, tracked and untracked (immortal ones too) */
+    size_t bytes;       /* their blocks: header, payload and size-class rounding */
+    long   delta;       /* rcgc_objgraph_growth: count - the count at the previous call */
+} rcgc_objgraph_count;
+
+/* Every type with live objects, most objects first (ties by name). *out:
+ * *n entries from malloc (the caller frees it; NULL when *n is 0). */
+int rcgc_objgraph_counts(rcgc_objgraph_count **out, size_t *n);
+/* The types whose count rose since the previous call (the first call
+ * compares with an empty heap), largest rise first, with delta; the
+ * counts seen become the next call's reference. As objgraph.growth. */
+int rcgc_objgraph_growth(rcgc_objgraph_count **out, size_t *n);
+/* Print the `limit` (0: 10) first of them, one line each: "name count
+ * bytes" and "name count +delta" (objgraph.show_most_common_types and
+ * show_growth; nothing printed when nothing grew). */
+int rcgc_objgraph_show_most_common(FILE *f, size_t limit);
+int rcgc_objgraph_show_growth(FILE *f, size_t limit);
+
+/* Roots: where chains of references start. A root is an object marked
+ * with rcgc_objgraph_mark_root, an immortal object, or (unless a call
+ * passes RCGC_OBJGRAPH_MARKED_ROOTS) an object referred to from outside
+ * the tracked heap: from variables, untracked memory, other threads —
+ * its count exceeds the references tracked objects hold to it, as the
+ * collector computes it. One reference to each object a call is given (the
+ * target, the chosen objects) is taken to be the caller's, and not
+ * counted. A mark is a weak reference: it does not keep the object alive,
+ * and goes when the object dies. */
+#define RCGC_OBJGRAPH_MARKED_ROOTS 0x1u    /* roots are marked and immortal objects only */
+int rcgc_objgraph_mark_root(void *o);      /* 0, EEXIST, ENOMEM */
+int rcgc_objgraph_unmark_root(void *o);    /* 0 or ENOENT */
+
+/* The shortest chain of references from a root to target, as
+ * objgraph.find_backref_chain: (*chain)[0] is a root, each entry refers to
+ * the next, (*chain)[*n - 1] is target (alone if it is a root itself).
+ * flags: RCGC_OBJGRAPH_MARKED_ROOTS or 0; max_depth: references at most
+ * (0: no limit). The chain holds a reference to each object: give them
+ * back with rcgc_objgraph_release. ENOENT: no root reaches target (within
+ * max_depth): only garbage refers to it, or it is not referred to. */
+int  rcgc_objgraph_find_chain(void *target, unsigned flags, size_t max_depth, void ***chain,
+                              size_t *n);
+void rcgc_objgraph_release(void **objs, size_t n);  /* decref each, free the array; NULL allowed */
+/* One line per object: type, address, count; the root first. */
+int  rcgc_objgraph_show_chain(FILE *f, void *const *chain, size_t n);
+
+/* Graphviz DOT of the objects reachable from objs[0..n) (or, with
+ * backrefs, of those that reach them), as objgraph.show_refs and
+ * show_backrefs. Nodes show type, address, count and references from
+ * outside; objs are drawn bold and blue, roots green (marked ones with a
+ * double border), untracked objects dashed, and references on a cycle
+ * red. Past max_nodes the graph stops growing: boxes and the caption say
+ * how many references were not followed. */
+typedef void (*rcgc_objgraph_label_fn)(void *obj, char *buf, size_t size, void *arg);
+typedef struct rcgc_objgraph_dot_opts {
+    int      backrefs;  /* 0: what objs refer to (show_refs); 1: what refers to them (show_backrefs) */
+    int      max_depth; /* 0: default 3; n > 0: references followed from objs; -1: objs alone */
+    size_t   max_nodes; /* 0: default 100; objects drawn at most */
+    unsigned flags;     /* RCGC_OBJGRAPH_MARKED_ROOTS or 0 */
+    rcgc_objgraph_label_fn label; /* NULL, or writes a line about obj into buf (world running) */
+    void    *label_arg;
+} rcgc_objgraph_dot_opts;
+/* opts NULL: the defaults. EINVAL: n is 0, or an object is NULL. */
+int rcgc_objgraph_dot(FILE *f, void *const *objs, size_t n, const rcgc_objgraph_dot_opts *opts);
+int rcgc_objgraph_dot_path(const char *path, void *const *objs, size_t n,
+                           const rcgc_objgraph_dot_opts *opts);
 
 
 /* --- Usage over time (as memory_profiler) ------------------------------- */

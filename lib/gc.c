@@ -88,6 +88,7 @@
 #include <unistd.h>
 
 #include "gc.h"
+#include "objgraph.h"
 #include "os.h"
 #include "safepoint.h"
 
@@ -288,14 +289,17 @@ static struct {
 
 typedef struct {
     int young;
+    unsigned tags;                      /* 1u << RCGC_TAG_* of the pages wanted */
     uint32_t epoch;
     rcgc_page **out;
     size_t n;
 } page_select;
 
+#define GC_PAGES (1u << RCGC_TAG_GC)
+
 static int select_page(rcgc_page *pg, void *arg) {
     page_select *s = arg;
-    if (pg->tag != RCGC_TAG_GC || pg->block_size == 0)
+    if (!(s->tags & (1u << pg->tag)) || pg->block_size == 0)
         return 0;
     if (pg->kind != RCGC_PAGE_SMALL && pg->kind != RCGC_PAGE_MEDIUM && pg->kind != RCGC_PAGE_LARGE)
         return 0;
@@ -313,9 +317,10 @@ static int cmp_page(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* The pages to walk (world stopped). ENOMEM leaves src empty. */
-static int source_pages(source *src, int young) {
-    page_select s = {young, __atomic_load_n(&rcgc__gc_epoch, __ATOMIC_RELAXED), NULL, 0};
+/* The pages to walk (world stopped): those of `tags`, young ones only if
+ * young. ENOMEM leaves src empty. */
+static int source_pages(source *src, int young, unsigned tags) {
+    page_select s = {young, tags, __atomic_load_n(&rcgc__gc_epoch, __ATOMIC_RELAXED), NULL, 0};
     rcgc__arena_foreach_span(select_page, &s);
     size_t bytes = (s.n ? s.n : 1) * sizeof(rcgc_page *);
     rcgc_page **pages = rcgc__os_alloc(bytes);
@@ -1032,7 +1037,7 @@ static int first_pause(rcgc_gc_info *info, rcgc_weakref **pending, rcgc__header 
                        size_t *need_finalize) {
     rcgc_thread *self = C.self;
     drain_merge_queues(self, dead);
-    int err = source_pages(&C.src, C.young);
+    int err = source_pages(&C.src, C.young, GC_PAGES);
     if (err)
         return err;
     pass_counts pc = run_pass(C.src.npages);
@@ -1407,34 +1412,39 @@ static int objvec_deliver(objvec *v, rcgc_visit_fn fn, void *arg) {
     return rc;
 }
 
-static inline bool live_tracked(const rcgc__header *h) {
-    return (rcgc__gcbits(h) & RCGC_GC_TRACKED) &&
-           (__atomic_load_n(&h->local, __ATOMIC_RELAXED) == RCGC__IMMORTAL || true_count(h) > 0);
+/* Live: immortal, or counted (a zero count is an object dying on some
+ * thread's trash list). */
+static inline bool live_object(const rcgc__header *h) {
+    return __atomic_load_n(&h->local, __ATOMIC_RELAXED) == RCGC__IMMORTAL || true_count(h) > 0;
 }
 
 typedef void (*walk_fn)(rcgc__header *h, void *arg);
 
-/* Every live tracked object, world stopped, on this thread. */
-static int walk_tracked(walk_fn fn, void *arg) {
+/* Every live object on pages of `tags` (tracked ones only on GC pages),
+ * world stopped, on this thread. */
+static int walk_live(unsigned tags, walk_fn fn, void *arg) {
     source src;
-    int err = source_pages(&src, 0);
+    int err = source_pages(&src, 0, tags);
     if (err)
         return err;
     for (size_t i = 0; i < src.npages; i++) {
         rcgc_page *pg = src.pages[i];
         size_t n = pg->kind == RCGC_PAGE_LARGE ? 1 : pg->reserved;
         size_t bs = pg->kind == RCGC_PAGE_LARGE ? 0 : pg->block_size;
+        uint32_t need = pg->tag == RCGC_TAG_GC ? RCGC_GC_TRACKED : 0;
         if (pg->kind == RCGC_PAGE_LARGE && !__atomic_load_n(&pg->used, __ATOMIC_RELAXED))
             continue;
         for (size_t j = 0; j < n; j++) {
             rcgc__header *h = (rcgc__header *)(pg->start + j * bs);
-            if (block_live(h) && live_tracked(h))
+            if (block_live(h) && (rcgc__gcbits(h) & need) == need && live_object(h))
                 fn(h, arg);
         }
     }
     source_release(&src);
     return 0;
 }
+
+static int walk_tracked(walk_fn fn, void *arg) { return walk_live(GC_PAGES, fn, arg); }
 
 /* Enter a snapshot: gc_lock (unless this thread's collection is running
  * its finalizers or callbacks), then stop the world. */
@@ -1454,6 +1464,15 @@ static void snapshot_end(bool nested) {
         atomic_store_explicit(&G.collector, NULL, memory_order_relaxed);
         pthread_mutex_unlock(&gc_lock);
     }
+}
+
+/* The same for the profiling tools (objgraph.c), whose walks also cover
+ * untracked objects. */
+bool rcgc__gc_snapshot_begin(rcgc_thread *self) { return snapshot_begin(self); }
+void rcgc__gc_snapshot_end(bool nested) { snapshot_end(nested); }
+int rcgc__gc_walk(unsigned tags, void (*fn)(rcgc__header *h, void *arg), void *arg) {
+    RCGC_ASSERT(!(tags & (1u << RCGC_TAG_RAW)));    /* raw blocks have no header */
+    return walk_live(tags, fn, arg);
 }
 
 static void add_object(rcgc__header *h, void *arg) { objvec_push(arg, rcgc__obj(h)); }
@@ -1647,6 +1666,7 @@ void rcgc__gc_init(void) {
 }
 
 void rcgc__gc_shutdown(void) {
+    rcgc__objgraph_shutdown();      /* its root marks are weak references */
     if (rcgc__tls_thread) {
         rcgc_gc_clear_garbage();
         rcgc_collect();

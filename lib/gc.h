@@ -34,6 +34,17 @@ void rcgc__gc_init(void);
 void rcgc__gc_shutdown(void);
 void rcgc__gc_stats(size_t *tracked, uint64_t *collections);
 
+/* Snapshots for the profiling tools (objgraph.c). begin takes the
+ * collector's lock (unless this thread's collection is running its
+ * finalizers or callbacks: then it returns true, "nested", for end) and
+ * stops the world; one snapshot or collection at a time. In between,
+ * rcgc__gc_walk calls fn on every live object (counted or immortal) on the
+ * pages of `tags`, a mask of 1u << RCGC_TAG_OBJ / RCGC_TAG_GC: 0 or
+ * ENOMEM (fn not called). */
+bool rcgc__gc_snapshot_begin(rcgc_thread *self);
+void rcgc__gc_snapshot_end(bool nested);
+int  rcgc__gc_walk(unsigned tags, void (*fn)(rcgc__header *h, void *arg), void *arg);
+
 /* Weak references (weakref.c). */
 /* o's count reached zero and it has (had) weak references: clear them and
  * run their callbacks, before its clear/destroy (object.c). */

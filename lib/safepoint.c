@@ -108,6 +108,13 @@ void rcgc__safepoint_go_detached(rcgc_thread *t) {
     atomic_store_explicit(&t->state, RCGC_DETACHED, memory_order_seq_cst);
     if (atomic_load_explicit(&requested, memory_order_seq_cst)) {
         pthread_mutex_lock(&stw_lock);
+        /* Counted while running: the pause goes on without waiting for us,
+         * so we are stopped for it, as if its CAS had found us DETACHED.
+         * Left DETACHED, our blocking_end would attach again at once and
+         * run during the pause (a collection then scanned objects this
+         * thread was freeing). start_the_world makes us DETACHED again. */
+        if (t->stw_counted)
+            atomic_store_explicit(&t->state, RCGC_SUSPENDED, memory_order_seq_cst);
         uncount(t);
         pthread_mutex_unlock(&stw_lock);
     }

@@ -405,6 +405,71 @@ static void test_blocking_end_waits_for_pause(void **state) {
     }
 }
 
+/* A thread the requester counted while it ran, and that then enters a
+ * blocking region (giving its count back), is stopped for that pause: its
+ * blocking_end waits for the world to restart. (It used to attach again at
+ * once and run during the pause; objgraph_test caught a collection
+ * scanning objects such a thread was freeing.) */
+typedef struct {
+    _Atomic int ready, go, back;
+    rcgc_thread *_Atomic thread;
+    _Atomic int paused, back_in_pause;
+} counted_ctx;
+
+static void *counted_runner(void *arg) {
+    counted_ctx *c = arg;
+    THREAD_CHECK(rcgc_thread_attach() == 0);
+    atomic_store(&c->thread, rcgc__thread_current());
+    atomic_store(&c->ready, 1);
+    while (!atomic_load(&c->go)) {
+        /* No safepoint poll: the requester counts this thread and waits. */
+    }
+    rcgc_blocking_begin();      /* gives the count back: the pause proceeds */
+    rcgc_blocking_end();        /* must wait for the pause to end */
+    atomic_store(&c->back, 1);
+    rcgc_thread_detach();
+    return NULL;
+}
+
+static void *counting_requester(void *arg) {
+    counted_ctx *c = arg;
+    THREAD_CHECK(rcgc_thread_attach() == 0);
+    rcgc__stop_the_world();
+    atomic_store(&c->paused, 1);
+    sleep_us(200000);           /* the runner returns from its region meanwhile, if it can */
+    atomic_store(&c->back_in_pause, atomic_load(&c->back));
+    rcgc__start_the_world();
+    rcgc_thread_detach();
+    return NULL;
+}
+
+static void test_counted_thread_stays_stopped_in_blocking_region(void **state) {
+    (void)state;
+    int rounds = SCALE(3, 2);
+    for (int r = 0; r < rounds; r++) {
+        static counted_ctx c;
+        memset(&c, 0, sizeof c);
+        pthread_t runner, req;
+        rcgc_blocking_begin();      /* this thread must not hold the pause up */
+        THREAD_CHECK(pthread_create(&runner, NULL, counted_runner, &c) == 0);
+        while (!atomic_load(&c.ready))
+            sleep_us(100);
+        rcgc_thread *t = atomic_load(&c.thread);
+        uint64_t requests = __atomic_load_n(&t->stw_requests, __ATOMIC_RELAXED);
+        THREAD_CHECK(pthread_create(&req, NULL, counting_requester, &c) == 0);
+        /* Wait until the requester has counted the runner (still running). */
+        while (__atomic_load_n(&t->stw_requests, __ATOMIC_RELAXED) == requests)
+            sleep_us(100);
+        atomic_store(&c.go, 1);
+        pthread_join(req, NULL);
+        pthread_join(runner, NULL);
+        rcgc_blocking_end();
+        assert_true(atomic_load(&c.paused));
+        assert_false(atomic_load(&c.back_in_pause));
+        assert_true(atomic_load(&c.back));
+    }
+}
+
 /* ------------------------------------------------------------------------
  * Concurrent pause requesters
  * ------------------------------------------------------------------------ */
@@ -703,6 +768,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_attach_detach_during_pauses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking_region_does_not_hold_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking_end_waits_for_pause, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counted_thread_stays_stopped_in_blocking_region, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_requesters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_exit_without_detach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init_shutdown_cycles, setup, teardown),
