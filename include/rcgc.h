@@ -291,6 +291,9 @@ typedef struct rcgc_thread_stats {
 /* Per-thread figures of up to `max` attached threads; returns how many
  * threads are attached (may exceed max). */
 size_t rcgc_stats_threads(rcgc_thread_stats *out, size_t max);
+/* Every figure above, the collector's and the tracer's, as a table for a
+ * person (what RCGC_DEBUG=stats prints at shutdown); 0 or errno. */
+int rcgc_stats_print(FILE *out);
 
 /* ------------------------------------------------------------------------
  * Memory profiling: what Python's tracemalloc, objgraph and

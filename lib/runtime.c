@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "debug.h"
 #include "gc.h"
 #include "os.h"
 #include "qsbr.h"
@@ -94,8 +95,10 @@ int rcgc_init(const rcgc_config *cfg) {
         if (err)
             rcgc__thread_registry_shutdown();
     }
-    if (!err)
+    if (!err) {
         start_tracing_option();
+        rcgc__debug_init();
+    }
     pthread_mutex_unlock(&lifecycle_lock);
     return err;
 }
@@ -110,7 +113,9 @@ void rcgc_shutdown(void) {
     if (others)
         RCGC_FATAL("rcgc_shutdown called while %zu other thread(s) are still attached: "
                    "detach (or join) them first", others);
+    rcgc__debug_before_shutdown();  /* RCGC_DEBUG=leaks */
     rcgc__gc_shutdown();    /* a last full collection; collector threads stop */
+    rcgc__debug_after_collection(); /* RCGC_DEBUG=stats */
     if (rcgc__tls_thread) {
         rcgc__qsbr_barrier();   /* every deferred free done while we still have a heap */
         rcgc_thread_detach();

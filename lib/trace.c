@@ -851,3 +851,48 @@ int rcgc_trace_print_top(FILE *out, const rcgc_trace_snapshot *s, const rcgc_tra
     free(st);
     return ferror(out) ? EIO : 0;
 }
+
+/* ------------------------------------------------------------------------
+ * Leak report: sites by type
+ * ------------------------------------------------------------------------ */
+
+static int group_by_type_cmp(const void *pa, const void *pb) {
+    const group *a = pa, *b = pb;
+    if (a->type != b->type)
+        return (uintptr_t)a->type < (uintptr_t)b->type ? -1 : 1;
+    return a->bytes > b->bytes ? -1 : a->bytes < b->bytes;
+}
+
+void rcgc__trace_print_sites(FILE *out, size_t per_type) {
+    rcgc_trace_snapshot *s = rcgc_trace_take_snapshot();
+    if (!s) {
+        fprintf(out, "  allocation sites: no snapshot: %s\n", strerror(errno));
+        return;
+    }
+    qsort(s->groups, s->ngroups, sizeof *s->groups, group_by_type_cmp);
+    if (s->ngroups)
+        fprintf(out, "  allocation sites of the traced blocks still alive%s:\n",
+            s->sampling ? " (sampled: estimates)" : "");
+    for (size_t i = 0; i < s->ngroups;) {
+        size_t j = i;
+        double count = 0, bytes = 0;
+        for (; j < s->ngroups && s->groups[j].type == s->groups[i].type; j++) {
+            count += s->groups[j].count;
+            bytes += s->groups[j].bytes;
+        }
+        const rcgc_type *t = s->groups[i].type;
+        fprintf(out, "  %s '%s': %.0f blocks, %.1f KiB, from %zu stack(s)\n", t ? "type" : "raw",
+                t ? (t->name ? t->name : "?") : "rcgc_malloc", count, bytes / 1024, j - i);
+        for (size_t k = i; k < j && k < i + per_type; k++) {
+            const group *g = &s->groups[k];
+            fprintf(out, "    %.0f blocks, %.1f KiB, allocated at\n", g->count, g->bytes / 1024);
+            for (int f = 0; f < g->nframes && f < 4; f++) {
+                char where[512];
+                rcgc_trace_format_frame(s->frames[g->frame_off + (size_t)f], where, sizeof where);
+                fprintf(out, "      %s\n", where);
+            }
+        }
+        i = j;
+    }
+    rcgc_trace_snapshot_free(s);
+}

@@ -5,6 +5,8 @@
 #ifndef RCGC_TRACE_H
 #define RCGC_TRACE_H
 
+#include <stdio.h>
+
 #include "thread.h"
 
 enum { RCGC_TRACE_OFF = 0, RCGC_TRACE_ALL = 1, RCGC_TRACE_SAMPLE = 2 };
@@ -20,6 +22,9 @@ RCGC_NOINLINE void rcgc__trace_alloc(rcgc_thread *self, void *p, size_t bytes, c
                                      void *ra);
 RCGC_NOINLINE void rcgc__trace_free_object(rcgc__header *h);
 RCGC_NOINLINE void rcgc__trace_free_raw(void *p);
+/* The live traced blocks grouped by type, with the `per_type` largest
+ * allocation stacks of each (RCGC_DEBUG=leaks). */
+void rcgc__trace_print_sites(FILE *out, size_t per_type);
 /* rcgc_shutdown: drop everything (no thread allocates any more). */
 void rcgc__trace_shutdown(void);
 
