@@ -836,6 +836,8 @@ int rcgc_objgraph_show_chain(FILE *f, void *const *chain, size_t n) {
     for (size_t i = 0; i < n; i++) {
         info[i].type = rcgc_typeof(chain[i]);
         info[i].count = rcgc_refcount(chain[i]);
+        if (info[i].count != RCGC__IMMORTAL)
+            info[i].count--;            /* the chain's own reference */
     }
     char tmp[40];
     output_begin();
@@ -899,10 +901,14 @@ static int dnode_add(dgraph *d, const graph *g, uint32_t *sub, uint32_t v, uint3
         return err;
     rcgc__header *h = G_HDR(g)[v];
     uint8_t f = G_FLAGS(g)[v];
+    /* Not counting the reference marks_take holds on a marked root. */
+    size_t count = rcgc_refcount(rcgc__obj(h));
+    if ((f & (N_MARKED | N_IMMORTAL)) == N_MARKED)
+        count--;
     D_NODES(d)[d->m] = (dnode){
         .obj = rcgc__obj(h),
         .type = h->type,
-        .count = rcgc_refcount(rcgc__obj(h)),
+        .count = count,
         .ext = G_EXT(g)[v] > 0 ? G_EXT(g)[v] : 0,
         .gid = v,
         .depth = depth,
