@@ -15,7 +15,7 @@
  *            so every call compares with the one that paused just before;
  *   graph    number every live object in address order (so that a
  *            binary search finds an object's node), traverse each tracked
- *            one once, recording its references (a forward index, and on
+ *            one, recording its references (a forward index, and on
  *            demand the reverse one: referrers) and taking one from the
  *            referent's `ext`, which starts at the true count. What remains
  *            in `ext` are the references from outside the tracked heap —
@@ -36,8 +36,8 @@
  * is subtracted from that object's ext (so the target of a chain is not a
  * root merely because the caller holds it), and so is ours on marked roots.
  *
- * Memory. Indexes come from rcgc__os_alloc (fault injection reaches every
- * one); arrays handed to the caller from malloc. Everything is allocated
+ * Memory. Indexes come from rcgc__os_alloc_big (fault injection reaches
+ * every one); arrays handed to the caller from malloc. Everything is allocated
  * before the first reference is taken, so ENOMEM changes nothing. The
  * pause grows with the heap (every live object is visited twice and every
  * tracked one traversed twice: a counting pass sizes the arrays), as
@@ -65,7 +65,6 @@
 #include "thread.h"
 
 #define OBJECT_PAGES ((1u << RCGC_TAG_OBJ) | (1u << RCGC_TAG_GC))
-#define TRACKED_PAGES (1u << RCGC_TAG_GC)
 #define NONE UINT32_MAX
 #define LABEL_MAX 256               /* bytes of a label callback's text */
 
@@ -96,7 +95,10 @@ static int name_cmp(const rcgc_type *a, const rcgc_type *b) {
 }
 
 /* Output: written in a blocking region; 0 or the stream's error. */
-static void output_begin(void) { rcgc_blocking_begin(); }
+static void output_begin(void) {
+    rcgc_blocking_begin();
+    errno = 0;
+}
 static int output_end(FILE *f) {
     int err = 0;
     if (fflush(f) != 0 || ferror(f))
