@@ -426,7 +426,8 @@ int rcgc_objgraph_unmark_root(void *o);    /* 0 or ENOENT */
 int  rcgc_objgraph_find_chain(void *target, unsigned flags, size_t max_depth, void ***chain,
                               size_t *n);
 void rcgc_objgraph_release(void **objs, size_t n);  /* decref each, free the array; NULL allowed */
-/* One line per object: type, address, count; the root first. */
+/* One line per object of a chain from rcgc_objgraph_find_chain, root
+ * first: type, address, count (without the chain's own reference). */
 int  rcgc_objgraph_show_chain(FILE *f, void *const *chain, size_t n);
 
 /* Graphviz DOT of the objects reachable from objs[0..n) (or, with

@@ -13,15 +13,15 @@
  *            and leave these instead. Both happen inside the pause, which
  *            is what serialises concurrent callers (one pause at a time),
  *            so every call compares with the one that paused just before;
- *   graph    number every live tracked object (a hash table from header to
- *            node), traverse each once, recording its references (a
- *            forward index, and on demand the reverse one: referrers) and
- *            taking one from the referent's `ext`, which starts at the true
- *            count. What remains in `ext` are the references from outside
- *            the tracked heap — the collector's phase B, on a copy. An
- *            object with ext > 0, an immortal one or a marked one is a
- *            root. Untracked objects enter as referents (or as the objects
- *            a call names); they refer to nothing.
+ *   graph    number every live object in address order (so that a
+ *            binary search finds an object's node), traverse each tracked
+ *            one, recording its references (a forward index, and on
+ *            demand the reverse one: referrers) and taking one from the
+ *            referent's `ext`, which starts at the true count. What remains
+ *            in `ext` are the references from outside the tracked heap —
+ *            the collector's phase B, on a copy. An object with ext > 0, an
+ *            immortal one or a marked one is a root. Untracked objects
+ *            refer to nothing.
  *
  * Chains are a breadth-first search over referrers from the target, which
  * stops at the first root: the shortest chain. DOT export grows a subgraph
@@ -36,11 +36,12 @@
  * is subtracted from that object's ext (so the target of a chain is not a
  * root merely because the caller holds it), and so is ours on marked roots.
  *
- * Memory. Indexes come from rcgc__os_alloc (fault injection reaches every
- * one); arrays handed to the caller from malloc. Everything is allocated
+ * Memory. Indexes come from rcgc__os_alloc_big (fault injection reaches
+ * every one); arrays handed to the caller from malloc. Everything is allocated
  * before the first reference is taken, so ENOMEM changes nothing. The
- * pause grows with the heap (every tracked object is hashed and traversed
- * once), as rcgc_gc_get_referrers's does.
+ * pause grows with the heap (every live object is visited twice and every
+ * tracked one traversed twice: a counting pass sizes the arrays), as
+ * rcgc_gc_get_referrers's does.
  *
  * Output is written inside a blocking region (a slow file or pipe must not
  * hold up other threads' pauses), after everything it needs from objects
@@ -64,7 +65,6 @@
 #include "thread.h"
 
 #define OBJECT_PAGES ((1u << RCGC_TAG_OBJ) | (1u << RCGC_TAG_GC))
-#define TRACKED_PAGES (1u << RCGC_TAG_GC)
 #define NONE UINT32_MAX
 #define LABEL_MAX 256               /* bytes of a label callback's text */
 
@@ -95,7 +95,10 @@ static int name_cmp(const rcgc_type *a, const rcgc_type *b) {
 }
 
 /* Output: written in a blocking region; 0 or the stream's error. */
-static void output_begin(void) { rcgc_blocking_begin(); }
+static void output_begin(void) {
+    rcgc_blocking_begin();
+    errno = 0;
+}
 static int output_end(FILE *f) {
     int err = 0;
     if (fflush(f) != 0 || ferror(f))
@@ -123,7 +126,7 @@ static int buf_reserve(buf *b, size_t used, size_t need) {
             return ENOMEM;
         bytes *= 2;
     }
-    void *p = rcgc__os_alloc(bytes);
+    void *p = rcgc__os_alloc_big(bytes);
     if (!p)
         return ENOMEM;
     if (used)
@@ -493,130 +496,149 @@ static void marks_drop(marked *m) {
 
 enum { N_TRACKED = 1, N_IMMORTAL = 2, N_MARKED = 4, N_CHOSEN = 8 };
 
+/* Nodes are every live object, numbered in address order (the walk goes
+ * page by page in address order). An object's node: its page by binary
+ * search among the pages (a small table), its block index by division,
+ * then a rank in the page's bitmap of live blocks (a prefix count per
+ * 64 blocks plus a popcount). Every array is sized by a counting pass
+ * first (the world is stopped: the second pass sees the same heap). */
 typedef struct {
-    uint32_t n, ntracked;       /* nodes; the first ntracked were walked (and traversed) */
-    size_t cap;                 /* node arrays' capacity */
-    buf hdr;                    /* rcgc__header *[n] */
+    const uint8_t *start;       /* the page's first block */
+    uint32_t first;             /* its first node */
+    uint32_t block_size;        /* 0: a large page (one block) */
+    size_t word;                /* its first word in live[] and rank[] */
+} gpage;
+
+typedef struct {
+    uint32_t n, npages;         /* nodes, pages holding them */
+    size_t nwords;              /* words of the live-block bitmaps */
+    size_t nedges, edges_cap;   /* references; how many pass 1 counted */
+    buf hdr;                    /* rcgc__header *[n], ascending */
     buf ext;                    /* intptr_t[n]: references from outside the tracked heap */
     buf flags;                  /* uint8_t[n]: N_* */
-    buf slots;                  /* uint32_t[1 << bits]: node + 1 (0: empty), by header */
-    unsigned bits;
+    buf pages;                  /* gpage[npages + 1]; the last: {NULL, n} */
+    buf live;                   /* uint64_t[nwords]: bit i of a page: block i is a node */
+    buf rank;                   /* uint16_t[nwords]: nodes of the page before the word */
     buf fwd_off, fwd;           /* size_t[n + 1], uint32_t[nedges]: node i refers to
                                    fwd[fwd_off[i] .. fwd_off[i + 1]) */
-    size_t nedges;
     buf rev_off, rev;           /* the same for referrers (on demand) */
+    const rcgc_page *last;      /* the walk's current page */
     int err;
 } graph;
+
+_Static_assert(RCGC_SLICE_SIZE * RCGC_SMALL_PAGE_SLICES / RCGC_ALIGN <= UINT16_MAX &&
+                   RCGC_SLICE_SIZE * RCGC_MEDIUM_PAGE_SLICES / RCGC_SMALL_MAX <= UINT16_MAX,
+               "a page's rank fits in 16 bits");
 
 #define G_HDR(g)   ((rcgc__header **)(g)->hdr.p)
 #define G_EXT(g)   ((intptr_t *)(g)->ext.p)
 #define G_FLAGS(g) ((uint8_t *)(g)->flags.p)
-#define G_SLOTS(g) ((uint32_t *)(g)->slots.p)
+#define G_PAGES(g) ((gpage *)(g)->pages.p)
+#define G_LIVE(g)  ((uint64_t *)(g)->live.p)
+#define G_RANK(g)  ((uint16_t *)(g)->rank.p)
 #define G_FOFF(g)  ((size_t *)(g)->fwd_off.p)
 #define G_FWD(g)   ((uint32_t *)(g)->fwd.p)
 #define G_ROFF(g)  ((size_t *)(g)->rev_off.p)
 #define G_REV(g)   ((uint32_t *)(g)->rev.p)
 
 static void graph_free(graph *g) {
-    buf *all[] = {&g->hdr, &g->ext, &g->flags, &g->slots, &g->fwd_off, &g->fwd, &g->rev_off, &g->rev};
+    buf *all[] = {&g->hdr, &g->ext,     &g->flags, &g->pages, &g->live,
+                  &g->rank, &g->fwd_off, &g->fwd,   &g->rev_off, &g->rev};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         buf_free(all[i]);
 }
 
+/* The node of the live object at h, or NONE. */
 static uint32_t lookup(const graph *g, const rcgc__header *h) {
-    if (!g->bits)
+    const gpage *pg = G_PAGES(g);
+    size_t lo = 0, hi = g->npages;          /* the last page starting at or before h */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((const uint8_t *)h >= pg[mid].start)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if (!g->npages || (const uint8_t *)h < pg[lo].start)
         return NONE;
-    size_t mask = ((size_t)1 << g->bits) - 1;
-    const uint32_t *s = G_SLOTS(g);
-    for (size_t i = hash_ptr(h, g->bits);; i = (i + 1) & mask) {
-        if (!s[i])
-            return NONE;
-        if (G_HDR(g)[s[i] - 1] == h)
-            return s[i] - 1;
-    }
+    size_t off = (size_t)((const uint8_t *)h - pg[lo].start);
+    size_t i = pg[lo].block_size ? off / pg[lo].block_size : 0;
+    if (pg[lo].block_size ? off % pg[lo].block_size : off)
+        return NONE;                        /* not a block start */
+    size_t w = pg[lo].word + i / 64;
+    if (w >= pg[lo + 1].word)
+        return NONE;                        /* past the page's carved blocks */
+    uint64_t bits = G_LIVE(g)[w], below = bits & (((uint64_t)1 << (i % 64)) - 1);
+    if (!((bits >> (i % 64)) & 1))
+        return NONE;
+    return pg[lo].first + G_RANK(g)[w] + (uint32_t)__builtin_popcountll(below);
 }
 
-static void slot_put(graph *g, uint32_t id) {
-    size_t mask = ((size_t)1 << g->bits) - 1;
-    uint32_t *s = G_SLOTS(g);
-    size_t i = hash_ptr(G_HDR(g)[id], g->bits);
-    while (s[i])
-        i = (i + 1) & mask;
-    s[i] = id + 1;
-}
-
-/* Room for one more node: node arrays and a hash table at most half full. */
-static int graph_reserve(graph *g) {
-    if (g->n == NONE - 1)
-        return ENOMEM;
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 4096;
-        int err = buf_reserve(&g->hdr, g->n * sizeof(rcgc__header *), cap * sizeof(rcgc__header *));
-        if (!err)
-            err = buf_reserve(&g->ext, g->n * sizeof(intptr_t), cap * sizeof(intptr_t));
-        if (!err)
-            err = buf_reserve(&g->flags, g->n, cap);
-        if (err)
-            return err;
-        g->cap = cap;
-    }
-    if (((size_t)g->n + 1) * 2 > ((size_t)1 << g->bits)) {
-        unsigned bits = g->bits ? g->bits + 1 : 13;
-        buf nb = {0};
-        int err = buf_reserve(&nb, 0, ((size_t)1 << bits) * sizeof(uint32_t));
-        if (err)
-            return err;
-        buf_free(&g->slots);
-        g->slots = nb;
-        g->bits = bits;
-        for (uint32_t i = 0; i < g->n; i++)
-            slot_put(g, i);
-    }
+static int count_edge(void *o, void *arg) {
+    (void)o;
+    ++*(size_t *)arg;
     return 0;
 }
 
-/* The node of the live object at h, made if new (ext: its true count).
- * NONE + g->err on ENOMEM. */
-static uint32_t intern(graph *g, rcgc__header *h) {
-    uint32_t id = lookup(g, h);
-    if (id != NONE)
-        return id;
-    if ((g->err = graph_reserve(g)))
-        return NONE;
-    id = g->n++;
-    G_HDR(g)[id] = h;
-    size_t count = rcgc_refcount(rcgc__obj(h));
-    bool immortal = __atomic_load_n(&h->local, __ATOMIC_RELAXED) == RCGC__IMMORTAL;
-    G_FLAGS(g)[id] = immortal ? N_IMMORTAL : 0;
-    G_EXT(g)[id] = immortal ? 0 : (intptr_t)count;
-    slot_put(g, id);
-    return id;
+static size_t page_words(const rcgc_page *pg) {
+    return pg->kind == RCGC_PAGE_LARGE ? 1 : ((size_t)pg->reserved + 63) / 64;
 }
 
-static void add_tracked(rcgc__header *h, void *arg) {
+/* Pass 1: how many nodes, pages, bitmap words and references. */
+static void count_node(rcgc__header *h, void *arg) {
     graph *g = arg;
-    if (g->err)
-        return;
-    uint32_t id = intern(g, h);
-    if (id != NONE)
-        G_FLAGS(g)[id] |= N_TRACKED;
+    const rcgc_page *pg = rcgc__page_of(h);
+    if (pg != g->last) {
+        g->last = pg;
+        g->npages++;
+        g->nwords += page_words(pg);
+    }
+    if (g->n == NONE - 1)
+        g->err = ENOMEM;    /* more objects than node numbers */
+    else
+        g->n++;
+    if (rcgc__gcbits(h) & RCGC_GC_TRACKED)
+        h->type->traverse(rcgc__obj(h), count_edge, &g->nedges);
 }
 
+/* Pass 2: the nodes, with their true counts. */
+static void fill_node(rcgc__header *h, void *arg) {
+    graph *g = arg;
+    const rcgc_page *pg = rcgc__page_of(h);
+    uint32_t id = g->n++;
+    if (pg != g->last) {
+        g->last = pg;
+        G_PAGES(g)[g->npages++] = (gpage){pg->start, id,
+                                          pg->kind == RCGC_PAGE_LARGE ? 0 : pg->block_size,
+                                          g->nwords};
+        g->nwords += page_words(pg);
+    }
+    const gpage *gp = &G_PAGES(g)[g->npages - 1];
+    size_t i = gp->block_size ? (size_t)((const uint8_t *)h - gp->start) / gp->block_size : 0;
+    G_LIVE(g)[gp->word + i / 64] |= (uint64_t)1 << (i % 64);
+    G_HDR(g)[id] = h;
+    bool immortal = __atomic_load_n(&h->local, __ATOMIC_RELAXED) == RCGC__IMMORTAL;
+    G_EXT(g)[id] = immortal ? 0 : (intptr_t)rcgc_refcount(rcgc__obj(h));
+    G_FLAGS(g)[id] = (uint8_t)((immortal ? N_IMMORTAL : 0) |
+                               (rcgc__gcbits(h) & RCGC_GC_TRACKED ? N_TRACKED : 0));
+}
+
+RCGC_COLD static void bad_referent(void *o) {
+    rcgc__object_check(o, "a traverse function visited a pointer that is not an rcgc object "
+                          "(traverse must visit only rcgc object pointers)");
+    rcgc__object_fatal(o, "a traverse function visited an object that is not alive (freed, or "
+                          "dying with a count of zero): an incref is missing");
+}
+
+/* Pass 3: the references; each takes one from its referent's ext. */
 static int visit_edge(void *o, void *arg) {
     graph *g = arg;
-    rcgc__header *h = rcgc__hdr(o);
-    uint32_t id = lookup(g, h);
-    if (id == NONE) {
-        /* Not walked: an untracked object (or a bad pointer, reported as
-         * the collector would). */
-        rcgc__object_check(o, "a traverse function visited a pointer that is not an rcgc object "
-                              "(traverse must visit only rcgc object pointers)");
-        if ((id = intern(g, h)) == NONE)
-            return 1;
-    }
-    if ((g->err = buf_reserve(&g->fwd, g->nedges * sizeof(uint32_t),
-                              (g->nedges + 1) * sizeof(uint32_t))))
-        return 1;
+    uint32_t id = lookup(g, rcgc__hdr(o));
+    if (rcgc_unlikely(id == NONE))
+        bad_referent(o);
+    if (rcgc_unlikely(g->nedges == g->edges_cap))
+        RCGC_FATAL("a traverse function visited more references on a second call than on the first "
+                   "(with the world stopped)");
     G_FWD(g)[g->nedges++] = id;
     G_EXT(g)[id]--;
     return 0;
@@ -624,51 +646,69 @@ static int visit_edge(void *o, void *arg) {
 
 /* Flag the objects a call names (or the marked roots) and subtract the
  * reference their holder has. */
-static int graph_name(graph *g, void *const *objs, size_t n, uint8_t flag) {
+static void graph_name(graph *g, void *const *objs, size_t n, uint8_t flag) {
     for (size_t i = 0; i < n; i++) {
-        uint32_t id = intern(g, rcgc__hdr(objs[i]));
+        uint32_t id = lookup(g, rcgc__hdr(objs[i]));
         if (id == NONE)
-            return g->err;
+            rcgc__object_fatal(objs[i], "objgraph: an object given (or marked as a root) is not "
+                                        "alive");
         if (!(G_FLAGS(g)[id] & (flag | N_IMMORTAL)))
             G_EXT(g)[id]--;
         G_FLAGS(g)[id] |= flag;
     }
-    return 0;
 }
 
-/* World stopped: the whole tracked heap, plus the chosen and marked
- * objects; with `rev`, the referrer index too. */
+/* World stopped: every live object and the references between them, the
+ * chosen and marked objects flagged; with `rev`, the referrer index too. */
 static int graph_build(graph *g, void *const *chosen, size_t nchosen, const marked *m, bool rev) {
     memset(g, 0, sizeof *g);
-    int err = rcgc__gc_walk(TRACKED_PAGES, add_tracked, g);
+    int err = rcgc__gc_walk(OBJECT_PAGES, count_node, g);
     if (err || g->err)
         return err ? err : g->err;
-    g->ntracked = g->n;
-    if ((err = buf_reserve(&g->fwd_off, 0, ((size_t)g->ntracked + 1) * sizeof(size_t))))
+    size_t n = g->n, edges = g->nedges ? g->nedges : 1;
+    if ((err = buf_reserve(&g->hdr, 0, (n ? n : 1) * sizeof(rcgc__header *))) ||
+        (err = buf_reserve(&g->ext, 0, (n ? n : 1) * sizeof(intptr_t))) ||
+        (err = buf_reserve(&g->flags, 0, n ? n : 1)) ||
+        (err = buf_reserve(&g->pages, 0, ((size_t)g->npages + 1) * sizeof(gpage))) ||
+        (err = buf_reserve(&g->live, 0, (g->nwords ? g->nwords : 1) * sizeof(uint64_t))) ||
+        (err = buf_reserve(&g->rank, 0, (g->nwords ? g->nwords : 1) * sizeof(uint16_t))) ||
+        (err = buf_reserve(&g->fwd_off, 0, (n + 1) * sizeof(size_t))) ||
+        (err = buf_reserve(&g->fwd, 0, edges * sizeof(uint32_t))))
         return err;
-    for (uint32_t i = 0; i < g->ntracked; i++) {
+    if (rev && ((err = buf_reserve(&g->rev_off, 0, (n + 1) * sizeof(size_t))) ||
+                (err = buf_reserve(&g->rev, 0, edges * sizeof(uint32_t)))))
+        return err;
+    size_t words = g->nwords;
+    g->n = g->npages = 0;
+    g->nwords = 0;
+    g->edges_cap = g->nedges;
+    g->nedges = 0;
+    g->last = NULL;
+    if ((err = rcgc__gc_walk(OBJECT_PAGES, fill_node, g)))
+        return err;
+    RCGC_ASSERT(g->n == n && g->nwords == words);
+    G_PAGES(g)[g->npages] = (gpage){NULL, g->n, 0, g->nwords};
+    /* Ranks: the page's nodes before each word (at most 4096 blocks a page). */
+    for (uint32_t p = 0; p < g->npages; p++) {
+        uint32_t before = 0;
+        for (size_t w = G_PAGES(g)[p].word; w < G_PAGES(g)[p + 1].word; w++) {
+            G_RANK(g)[w] = (uint16_t)before;
+            before += (uint32_t)__builtin_popcountll(G_LIVE(g)[w]);
+        }
+    }
+    for (uint32_t i = 0; i < g->n; i++) {
         G_FOFF(g)[i] = g->nedges;
         rcgc__header *h = G_HDR(g)[i];
-        h->type->traverse(rcgc__obj(h), visit_edge, g);
-        if (g->err)
-            return g->err;
+        if (G_FLAGS(g)[i] & N_TRACKED)
+            h->type->traverse(rcgc__obj(h), visit_edge, g);
     }
-    if ((err = graph_name(g, chosen, nchosen, N_CHOSEN)) ||
-        (err = graph_name(g, m->b.p, m->n, N_MARKED)))
-        return err;
-    /* Nodes past ntracked refer to nothing. */
-    if ((err = buf_reserve(&g->fwd_off, ((size_t)g->ntracked + 1) * sizeof(size_t),
-                           ((size_t)g->n + 1) * sizeof(size_t))))
-        return err;
-    for (size_t i = g->ntracked; i <= g->n; i++)
-        G_FOFF(g)[i] = g->nedges;
+    G_FOFF(g)[g->n] = g->nedges;
+    graph_name(g, chosen, nchosen, N_CHOSEN);
+    graph_name(g, m->b.p, m->n, N_MARKED);
     if (!rev)
         return 0;
     /* Referrers: count, prefix sums, fill (advancing each start to its
      * end), then shift the ends back into starts. */
-    if ((err = buf_reserve(&g->rev_off, 0, ((size_t)g->n + 1) * sizeof(size_t))) ||
-        (err = buf_reserve(&g->rev, 0, (g->nedges ? g->nedges : 1) * sizeof(uint32_t))))
-        return err;
     size_t *off = G_ROFF(g);
     for (size_t e = 0; e < g->nedges; e++)
         off[G_FWD(g)[e] + 1]++;
@@ -798,6 +838,8 @@ int rcgc_objgraph_show_chain(FILE *f, void *const *chain, size_t n) {
     for (size_t i = 0; i < n; i++) {
         info[i].type = rcgc_typeof(chain[i]);
         info[i].count = rcgc_refcount(chain[i]);
+        if (info[i].count != RCGC__IMMORTAL)
+            info[i].count--;            /* the chain's own reference */
     }
     char tmp[40];
     output_begin();
@@ -824,6 +866,7 @@ typedef struct {
     const rcgc_type *type;
     size_t count;               /* RCGC__IMMORTAL for immortal objects */
     intptr_t ext;
+    uint32_t gid;               /* its node in the graph */
     uint32_t more;              /* references not followed (max_nodes) */
     uint32_t depth;
     uint8_t flags;              /* N_* and D_* */
@@ -860,11 +903,16 @@ static int dnode_add(dgraph *d, const graph *g, uint32_t *sub, uint32_t v, uint3
         return err;
     rcgc__header *h = G_HDR(g)[v];
     uint8_t f = G_FLAGS(g)[v];
+    /* Not counting the reference marks_take holds on a marked root. */
+    size_t count = rcgc_refcount(rcgc__obj(h));
+    if ((f & (N_MARKED | N_IMMORTAL)) == N_MARKED)
+        count--;
     D_NODES(d)[d->m] = (dnode){
         .obj = rcgc__obj(h),
         .type = h->type,
-        .count = rcgc_refcount(rcgc__obj(h)),
+        .count = count,
         .ext = G_EXT(g)[v] > 0 ? G_EXT(g)[v] : 0,
+        .gid = v,
         .depth = depth,
         .flags = (uint8_t)(f | (is_root(g, v, flags) ? D_ROOT : 0)),
     };
@@ -894,7 +942,7 @@ static int dot_select(dgraph *d, const graph *g, void *const *objs, size_t n, un
         uint32_t depth = D_NODES(d)[i].depth + 1;
         if ((int)depth > d->max_depth)
             continue;
-        uint32_t gu = lookup(g, rcgc__hdr(D_NODES(d)[i].obj));
+        uint32_t gu = D_NODES(d)[i].gid;
         for (size_t e = off[gu]; !err && e < off[gu + 1]; e++) {
             uint32_t v = adj[e];
             if (sub[v])
@@ -909,7 +957,7 @@ static int dot_select(dgraph *d, const graph *g, void *const *objs, size_t n, un
     }
     /* References between the nodes, one edge per pair with its count. */
     for (uint32_t i = 0; !err && i < d->m; i++) {
-        uint32_t gu = lookup(g, rcgc__hdr(D_NODES(d)[i].obj));
+        uint32_t gu = D_NODES(d)[i].gid;
         for (size_t e = G_FOFF(g)[gu]; !err && e < G_FOFF(g)[gu + 1]; e++) {
             uint32_t to = sub[G_FWD(g)[e]];
             if (!to)

@@ -99,6 +99,15 @@ void *rcgc__os_alloc(size_t size) {
     return os_map(round_pages(size));
 }
 
+void *rcgc__os_alloc_big(size_t size) {
+    size = round_pages(size);
+    void *p = os_map(size);
+    /* A hint only: a failure leaves 4 KiB pages. */
+    if (p && size >= ((size_t)2 << 20))
+        (void)madvise(p, size, MADV_HUGEPAGE);
+    return p;
+}
+
 void rcgc__os_free(void *p, size_t size) {
     /* Metadata release: a failure leaks the mapping but corrupts nothing, so
      * this is not an injection point. */

@@ -21,6 +21,11 @@ int   rcgc__os_release(void *p, size_t size);
 int   rcgc__os_purge(void *p, size_t size);
 /* Anonymous memory for runtime metadata (thread states); zeroed. */
 void *rcgc__os_alloc(size_t size);
+/* The same for big, short-lived indexes over the whole heap (objgraph.c):
+ * huge pages where the kernel allows them (MADV_HUGEPAGE), one fault per
+ * 2 MiB instead of one per 4 KiB (a graph of 1.5M objects on this VM:
+ * 1.8 s -> 0.3 s). Free with rcgc__os_free. */
+void *rcgc__os_alloc_big(size_t size);
 void  rcgc__os_free(void *p, size_t size);
 
 /* Fault injection: make the nth OS call from now fail (0 disables); returns
