@@ -11,6 +11,7 @@
 
 #include "gc.h"
 #include "os.h"
+#include "profile.h"
 #include "qsbr.h"
 #include "thread.h"
 
@@ -80,6 +81,8 @@ int rcgc_init(const rcgc_config *cfg) {
         if (err)
             rcgc__thread_registry_shutdown();
     }
+    if (!err)
+        rcgc__profile_init();   /* RCGC_PROFILE: the usage sampler */
     pthread_mutex_unlock(&lifecycle_lock);
     return err;
 }
@@ -90,6 +93,7 @@ void rcgc_shutdown(void) {
         pthread_mutex_unlock(&lifecycle_lock);
         return;
     }
+    rcgc__profile_shutdown();   /* final row written, file closed */
     size_t others = rcgc__thread_count() - (rcgc__tls_thread ? 1 : 0);
     if (others)
         RCGC_FATAL("rcgc_shutdown called while %zu other thread(s) are still attached: "
