@@ -293,13 +293,19 @@ static size_t rss_bytes(void) {
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Blocks in use on object pages (tracked or not), arena lock held. Like
+/* Objects: blocks in use on object pages, all of them ([0]) and those of
+ * tracked types ([1], frozen ones included); arena lock held. Like
  * rcgc_stats_get's per-class figures, a block another thread freed counts
- * until the page's owner collects the free. */
+ * until the page's owner collects the free. (rcgc_stats.objects_tracked is
+ * the collector's trigger count, which drifts between collections.) */
 static int count_objects(rcgc_page *pg, void *arg) {
+    size_t *n = arg;
     if (pg->kind == RCGC_PAGE_META || pg->block_size == 0 || pg->tag == RCGC_TAG_RAW)
         return 0;
-    *(size_t *)arg += __atomic_load_n(&pg->used, __ATOMIC_RELAXED);
+    size_t used = __atomic_load_n(&pg->used, __ATOMIC_RELAXED);
+    n[0] += used;
+    if (pg->tag == RCGC_TAG_GC)
+        n[1] += used;
     return 0;
 }
 
@@ -307,10 +313,10 @@ static void sample_row(outbuf *o) {
     uint64_t t = now_ns() - P.t0_ns;
     rcgc_stats s;
     rcgc_stats_get(&s);
-    size_t objects = 0;
-    rcgc__arena_foreach_span(count_objects, &objects);
+    size_t objects[2] = {0, 0};
+    rcgc__arena_foreach_span(count_objects, objects);
     out_row(o, "%.6f,sample,%zu,%zu,%zu,%zu,%zu,%zu,%zu,%llu,,,,,,,,,,\n", secs(t), rss_bytes(),
-            s.bytes_in_use, s.bytes_committed, s.bytes_reserved, objects, s.objects_tracked,
+            s.bytes_in_use, s.bytes_committed, s.bytes_reserved, objects[0], objects[1],
             s.threads_attached, (unsigned long long)s.gc_collections);
 }
 
