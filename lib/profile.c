@@ -9,13 +9,13 @@
  * The sampler thread never attaches. A stop-the-world pause waits only for
  * attached threads, so the sampler can never hold one up, whatever it does
  * (sleep, write to a slow disk, get descheduled). It only calls what is
- * safe from an unattached thread: rcgc_stats_get, whose parts take the
- * arena lock, the registry lock (rcgc__registry_lock handles callers with
- * no thread state) and the pause-statistics locks, each for a short walk
- * with no other lock held, and read atomics; and rcgc__arena_foreach_span,
- * for the objects count. A pause holds the registry lock from start to end,
- * so a sample taken during a pause waits for it to end: rows are spaced by
- * the interval, not exactly at it.
+ * safe from an unattached thread: the parts of rcgc_stats_get it needs,
+ * which take the arena lock (a walk of the page descriptors), the registry
+ * lock (rcgc__registry_lock handles callers with no thread state) and the
+ * collector's statistics lock, one at a time and briefly, and read
+ * atomics. A pause holds the registry lock from start to end, so a sample
+ * taken during a pause waits for it to end: rows are spaced by the
+ * interval, not exactly at it.
  *
  * Collections reach the sampler through a collection callback (gc.c calls
  * it on the collecting thread, with the world running, after the
@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "gc.h"
 #include "profile.h"
 #include "safepoint.h"
 #include "thread.h"
@@ -293,31 +294,67 @@ static size_t rss_bytes(void) {
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Objects: blocks in use on object pages, all of them ([0]) and those of
- * tracked types ([1], frozen ones included); arena lock held. Like
- * rcgc_stats_get's per-class figures, a block another thread freed counts
- * until the page's owner collects the free. (rcgc_stats.objects_tracked is
- * the collector's trigger count, which drifts between collections.) */
-static int count_objects(rcgc_page *pg, void *arg) {
-    size_t *n = arg;
-    if (pg->kind == RCGC_PAGE_META || pg->block_size == 0 || pg->tag == RCGC_TAG_RAW)
+/* One sample: the figures of rcgc_stats_get that a row holds, gathered
+ * the same way but in one walk of the page descriptors, and without the
+ * pause percentiles (rcgc_stats_get sorts up to 4096 samples for those:
+ * about 0.3 ms, most of a sample's cost in a program that collects). */
+typedef struct {
+    size_t bytes_in_use;    /* block bytes, frees in flight subtracted (as stats.c) */
+    size_t objects;         /* blocks in use on object pages */
+    size_t tracked;         /* of those, on pages of tracked objects (frozen included) */
+    size_t remote_bytes;    /* bytes freed by other threads into pages (pushed) */
+    size_t threads;
+} sample;
+
+/* Arena lock held. Like rcgc_stats_get's per-class figures, a block that
+ * another thread freed counts until the page's owner collects the free;
+ * for bytes the total is corrected below, as stats.c does (objects are
+ * not: the in-flight counters are not kept per tag). */
+static int sample_span(rcgc_page *pg, void *arg) {
+    sample *s = arg;
+    if (pg->kind == RCGC_PAGE_META || pg->block_size == 0)
         return 0;
     size_t used = __atomic_load_n(&pg->used, __ATOMIC_RELAXED);
-    n[0] += used;
+    s->bytes_in_use += pg->kind == RCGC_PAGE_LARGE ? used * (size_t)pg->nslices * RCGC_SLICE_SIZE
+                                                   : used * (size_t)pg->block_size;
+    if (pg->tag != RCGC_TAG_RAW)
+        s->objects += used;
     if (pg->tag == RCGC_TAG_GC)
-        n[1] += used;
+        s->tracked += used;
     return 0;
+}
+
+static void sample_thread(rcgc_thread *t, void *arg) {
+    sample *s = arg;
+    size_t c[RCGC_RETIRED_NSTATS];
+    rcgc__thread_heap_stats(t, c);
+    s->remote_bytes += c[3];
+    s->threads++;
 }
 
 static void sample_row(outbuf *o) {
     uint64_t t = now_ns() - P.t0_ns;
-    rcgc_stats s;
-    rcgc_stats_get(&s);
-    size_t objects[2] = {0, 0};
-    rcgc__arena_foreach_span(count_objects, objects);
+    sample s;
+    memset(&s, 0, sizeof s);
+    /* Collected frees first: a batch collected after we read the pushers'
+     * counters could otherwise be subtracted without having been added. */
+    size_t coll_blocks, coll_bytes;
+    rcgc__heap_collected_remote(&coll_blocks, &coll_bytes);
+    size_t reserved, committed, arenas;
+    rcgc__arena_stats(&reserved, &committed, &arenas);
+    rcgc__arena_foreach_span(sample_span, &s);
+    rcgc__thread_foreach(sample_thread, &s);
+    size_t retired[RCGC_RETIRED_NSTATS];
+    rcgc__thread_retired_stats(retired);
+    s.remote_bytes += retired[3];
+    size_t in_flight = s.remote_bytes > coll_bytes ? s.remote_bytes - coll_bytes : 0;
+    s.bytes_in_use = s.bytes_in_use > in_flight ? s.bytes_in_use - in_flight : 0;
+    size_t trigger_count;
+    uint64_t collections;
+    rcgc__gc_stats(&trigger_count, &collections);
     out_row(o, "%.6f,sample,%zu,%zu,%zu,%zu,%zu,%zu,%zu,%llu,,,,,,,,,,\n", secs(t), rss_bytes(),
-            s.bytes_in_use, s.bytes_committed, s.bytes_reserved, objects[0], objects[1],
-            s.threads_attached, (unsigned long long)s.gc_collections);
+            s.bytes_in_use, committed, reserved, s.objects, s.tracked, s.threads,
+            (unsigned long long)collections);
 }
 
 /* ------------------------------------------------------------------------

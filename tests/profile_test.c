@@ -341,6 +341,11 @@ static void test_header_and_samples(void **state) {
     assert_true(unum(last[C_HEAP]) >= N * sizeof(node));
     assert_true(unum(last[C_COMMITTED]) >= unum(last[C_HEAP]));
     assert_int_equal(unum(last[C_THREADS]), 1);
+    /* The same figures as rcgc_stats_get, on a quiet heap. */
+    rcgc_stats st = test_stats();
+    assert_int_equal(unum(last[C_HEAP]), st.bytes_in_use);
+    assert_int_equal(unum(last[C_COMMITTED]), st.bytes_committed);
+    assert_int_equal(unum(last[C_RESERVED]), st.bytes_reserved);
     assert_int_equal(unum(last[C_COLLECTIONS]), test_stats().gc_collections);
     csv_free(&c);
 
