@@ -9,7 +9,9 @@
  * scheduler does (the first and the final rows are always written; a third
  * needs one wake-up of a 10 ms timer in a second).
  */
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -714,14 +716,27 @@ static void test_multithreaded(void **state) {
 
     /* The plot tool on this file, if gnuplot is installed. */
     if (plot_tool && system("command -v gnuplot >/dev/null 2>&1") == 0) {
-        char png[600], cmd[2048];
+        /* Run from an empty directory, which it must leave empty. */
+        char png[600], cmd[4096], cwd[512], tool[PATH_MAX];
+        assert_non_null(realpath(plot_tool, tool));
         snprintf(png, sizeof png, "%s.png", path);
         unlink(png);
-        snprintf(cmd, sizeof cmd, "'%s' -o '%s' -t 'profile_test' '%s'", plot_tool, png, path);
+        tmp_path(cwd, sizeof cwd, "plot_cwd");
+        assert_true(mkdir(cwd, 0777) == 0 || errno == EEXIST);
+        snprintf(cmd, sizeof cmd, "cd '%s' && '%s' -o '%s' -t 'profile_test' '%s'", cwd, tool, png,
+                 path);
         rcgc_blocking_begin();
         int rc = system(cmd);
         rcgc_blocking_end();
         assert_int_equal(rc, 0);
+        DIR *d = opendir(cwd);
+        assert_non_null(d);
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+                fail_msg("the plot tool left '%s' in its working directory", e->d_name);
+        closedir(d);
+        rmdir(cwd);
         unsigned char magic[8] = {0};
         FILE *f = fopen(png, "rb");
         assert_non_null(f);
