@@ -34,6 +34,8 @@ enum {
 
 static const char *plot_tool;   /* argv[1]: tools/rcgc-profile-plot */
 
+static void capture_stderr(void (*fn)(void *), void *arg, char *out, size_t cap);
+
 /* ------------------------------------------------------------------------
  * Helpers: paths, sleeping, the CSV
  * ------------------------------------------------------------------------ */
@@ -410,6 +412,153 @@ static void test_gc_rows(void **state) {
     unlink(path);
 }
 
+static int collect_many_stop;
+static void collect_many(void *arg) {
+    size_t n = *(size_t *)arg;
+    for (size_t i = 0; i < n; i++)
+        rcgc_collect_young();
+    collect_many_stop = rcgc_profile_stop();
+}
+
+static void collect_many_keep(void *arg) {
+    size_t n = *(size_t *)arg;
+    for (size_t i = 0; i < n; i++)
+        rcgc_collect_young();
+}
+
+static void stop_only(void *arg) {
+    (void)arg;
+    collect_many_stop = rcgc_profile_stop();
+}
+
+/* The number of lost collection rows that rcgc_profile_stop reported. */
+static unsigned long long lost_rows(const char *err) {
+    unsigned long long lost = 0;
+    const char *p = strstr(err, "rcgc: profile: ");
+    if (p)
+        assert_int_equal(sscanf(p, "rcgc: profile: %llu collection row(s)", &lost), 1);
+    return lost;
+}
+
+/* More collections than the ring holds, with an hour between ticks: the
+ * collector wakes the sampler when the ring is half full, and every
+ * collection is either a row or counted as lost on stderr (none, unless
+ * the sampler was starved for 512 collections). */
+static void test_gc_ring(void **state) {
+    TEST_BEGIN(state);
+    char path[512];
+    tmp_path(path, sizeof path, "ring.csv");
+    assert_int_equal(rcgc_init(NULL), 0);
+    rcgc_gc_disable();
+    assert_int_equal(rcgc_profile_start(path, 3600000), 0);
+    size_t n = TEST_SCALE(3000, 1500);
+    char err[1024];
+    capture_stderr(collect_many, &n, err, sizeof err);
+    assert_int_equal(collect_many_stop, 0);
+    unsigned long long lost = lost_rows(err);
+    csv c;
+    csv_read(&c, path);
+    csv_check(&c);
+    size_t rows = count_kind(&c, "gc");
+    print_message("ring: %zu collections, %zu rows, %llu lost\n", n, rows, lost);
+    assert_int_equal(rows + lost, n);
+    assert_true(rows >= 1024);      /* what the ring holds with no sampler at all */
+    assert_int_equal(count_kind(&c, "sample"), 2);  /* half-full wake-ups write no sample */
+    /* In order, no duplicates. */
+    unsigned long long prev = 0;
+    for (size_t i = 0; i < c.nrows; i++) {
+        if (!is_kind(c.rows[i], "gc"))
+            continue;
+        unsigned long long k = unum(c.rows[i][C_COLLECTIONS]);
+        assert_true(k > prev);
+        assert_string_equal(c.rows[i][C_GC_KIND], "young");
+        prev = k;
+    }
+    csv_free(&c);
+    rcgc_shutdown();
+    unlink(path);
+}
+
+/* A reader of a FIFO that reads the header, stops reading (so that the
+ * sampler blocks in write once the pipe is full), then reads the rest to
+ * the end into a file. Unattached. */
+typedef struct {
+    const char *fifo, *copy;
+    test_gate *gate;
+    int ok;
+} fifo_reader_arg;
+
+static void *fifo_reader(void *p) {
+    fifo_reader_arg *a = p;
+    int in = open(a->fifo, O_RDONLY);
+    int out = open(a->copy, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (in < 0 || out < 0)
+        return NULL;
+    char buf[4096];
+    int first = 1;
+    for (;;) {
+        ssize_t n = read(in, buf, first ? 64 : sizeof buf);   /* some of the header */
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (write(out, buf, (size_t)n) != n)
+            break;
+        if (first) {
+            first = 0;
+            test_gate_wait_raw(a->gate, 1);     /* stop reading: the pipe fills */
+        }
+    }
+    close(in);
+    close(out);
+    a->ok = 1;
+    return NULL;
+}
+
+/* A sampler stuck in write(2) (a FIFO nobody reads) holds up no
+ * collection: the ring fills, rows are dropped and counted, and every row
+ * that is written is whole. */
+static void test_gc_ring_full(void **state) {
+    TEST_BEGIN(state);
+    char fifo[512], copy[512];
+    tmp_path(fifo, sizeof fifo, "ring.fifo");
+    tmp_path(copy, sizeof copy, "ring_copy.csv");
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(rcgc_init(NULL), 0);
+    rcgc_gc_disable();
+    test_gate gate;
+    test_gate_init(&gate);
+    fifo_reader_arg arg = {fifo, copy, &gate, 0};
+    pthread_t reader = test_thread_start(fifo_reader, &arg);
+    rcgc_blocking_begin();      /* open waits for the reader */
+    int rc = rcgc_profile_start(fifo, 1);
+    rcgc_blocking_end();
+    assert_int_equal(rc, 0);
+    /* A pipe holds 64 KiB (about 650 gc rows), the ring 1024 rows. */
+    size_t n = 4000;
+    char err[1024];
+    capture_stderr(collect_many_keep, &n, err, sizeof err);
+    test_gate_set(&gate, 1);    /* read again: the sampler gets going */
+    capture_stderr(stop_only, NULL, err, sizeof err);
+    assert_int_equal(collect_many_stop, 0);
+    test_thread_join(reader);
+    assert_true(arg.ok);
+    unsigned long long lost = lost_rows(err);
+    csv c;
+    csv_read(&c, copy);
+    csv_check(&c);
+    size_t rows = count_kind(&c, "gc");
+    print_message("ring full: %zu collections, %zu rows, %llu lost\n", n, rows, lost);
+    assert_true(lost > 0);
+    assert_int_equal(rows + lost, n);
+    assert_true(count_kind(&c, "sample") >= 2);
+    csv_free(&c);
+    rcgc_shutdown();
+    unlink(fifo);
+    unlink(copy);
+}
+
 /* RCGC_PROFILE starts the sampler in rcgc_init, rcgc_shutdown stops it;
  * rcgc_config's fields win over the environment. */
 static void test_options(void **state) {
@@ -780,6 +929,8 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_header_and_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_ring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_ring_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_stop_twice, setup, teardown),
