@@ -454,7 +454,29 @@ int rcgc_objgraph_dot_path(const char *path, void *const *objs, size_t n,
 
 /* --- Usage over time (as memory_profiler) ------------------------------- */
 
-/* (sampler API: lib/profile.c) */
+/* A sampler thread writes a CSV file: a `sample` row every interval (RSS,
+ * heap bytes in use, committed and reserved, live and tracked objects,
+ * attached threads, collections so far) and a `gc` row per collection (its
+ * kind, pause and duration in ms, workers, what it found). The first line
+ * names the columns; times are seconds since the start; rows are written
+ * at every tick. tools/rcgc-profile-plot draws the file (PNG, gnuplot).
+ * Columns and cost: docs/PROFILING.md.
+ *
+ * rcgc_init starts it when RCGC_PROFILE / rcgc_config.profile name a file
+ * (a file it cannot open prints one line on stderr and leaves sampling
+ * off; rcgc_init still succeeds); rcgc_shutdown stops it. The sampler
+ * never attaches, so a pause never waits for it. One at a time. After
+ * fork() the child has no sampler and writes nothing into the parent's
+ * file; it may start its own. */
+/* 0, or EBUSY (one runs: stop it first), EINVAL (not initialised, no path,
+ * interval over an hour), an errno of open or write. interval_ms 0: the
+ * RCGC_PROFILE_INTERVAL option (default 100). "%p" in path becomes the
+ * process id. The file is truncated. */
+int rcgc_profile_start(const char *path, unsigned interval_ms);
+/* Final row, close: 0, ENOENT (none runs), or the errno of a failed write
+ * (the sampler stopped at it, and said so on stderr). */
+int rcgc_profile_stop(void);
+int rcgc_profile_is_running(void);  /* 1: sampling (0 after a write error: call stop) */
 
 
 /* ------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include "debug.h"
 #include "gc.h"
 #include "os.h"
+#include "profile.h"
 #include "qsbr.h"
 #include "thread.h"
 #include "trace.h"
@@ -98,6 +99,7 @@ int rcgc_init(const rcgc_config *cfg) {
     if (!err) {
         start_tracing_option();
         rcgc__debug_init();
+        rcgc__profile_init();   /* RCGC_PROFILE: the usage sampler */
     }
     pthread_mutex_unlock(&lifecycle_lock);
     return err;
@@ -109,6 +111,7 @@ void rcgc_shutdown(void) {
         pthread_mutex_unlock(&lifecycle_lock);
         return;
     }
+    rcgc__profile_shutdown();   /* final row written, file closed */
     size_t others = rcgc__thread_count() - (rcgc__tls_thread ? 1 : 0);
     if (others)
         RCGC_FATAL("rcgc_shutdown called while %zu other thread(s) are still attached: "
