@@ -234,7 +234,7 @@ static unsigned pool_start(void) {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);   /* helpers take no signals */
-        int err = pthread_create(&w->thread, NULL, worker_main, w);
+        int err = rcgc__os_thread_create(&w->thread, NULL, worker_main, w);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (err)
             break;

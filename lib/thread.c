@@ -124,7 +124,7 @@ int rcgc_thread_attach(void) {
     t->mq.top = NULL;
     t->mq_dead = 0;
     pthread_mutex_unlock(&t->mq_lock);
-    int err = pthread_setspecific(exit_key, t);
+    int err = rcgc__os_tls_set(exit_key, t);
     /* Not attached yet: a plain lock (a pause in progress holds it, and we
      * wait for the pause to end, as attaching threads must). */
     pthread_mutex_lock(&registry_lock);
