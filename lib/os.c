@@ -25,8 +25,9 @@
  * none). Atomics: calls come from every thread. */
 static _Atomic uint64_t os_calls;
 static _Atomic uint64_t fail_at;
-/* Mapped bytes, and bytes that could not be unmapped and were given up. */
-static _Atomic size_t mapped_bytes;
+/* Mapped bytes (reservations, metadata), and bytes that could not be
+ * unmapped and were given up. */
+static _Atomic size_t mapped_reserved, mapped_meta;
 static _Atomic size_t stranded_bytes;
 
 void rcgc__os_fail_nth(uint64_t n) {
@@ -92,7 +93,10 @@ const char *rcgc__os_op_name(int op) {
     return op >= 0 && op < RCGC_OS_NOPS ? names[op] : "?";
 }
 
-size_t rcgc__os_mapped_bytes(void) { return atomic_load_explicit(&mapped_bytes, memory_order_relaxed); }
+void rcgc__os_mapped(size_t *reservations, size_t *metadata) {
+    *reservations = atomic_load_explicit(&mapped_reserved, memory_order_relaxed);
+    *metadata = atomic_load_explicit(&mapped_meta, memory_order_relaxed);
+}
 size_t rcgc__os_stranded_bytes(void) {
     return atomic_load_explicit(&stranded_bytes, memory_order_relaxed);
 }
@@ -112,7 +116,7 @@ size_t rcgc__os_page_size(void) {
     return p;
 }
 
-static void *os_map(rcgc_os_site *s, size_t size) {
+static void *os_map(rcgc_os_site *s, size_t size, _Atomic size_t *mapped) {
     if (injected_failure(s, true)) {
         errno = ENOMEM;
         return NULL;
@@ -124,19 +128,20 @@ static void *os_map(rcgc_os_site *s, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    atomic_fetch_add_explicit(&mapped_bytes, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(mapped, size, memory_order_relaxed);
     return p;
 }
 
 /* Unmap a range nobody can keep (trimmed ends, released metadata). If the
  * kernel refuses (a VMA split past vm.max_map_count), drop its pages so
  * that no memory stays resident, and count it as stranded. */
-static void unmap_or_strand(void *p, size_t size) {
+static void unmap_or_strand(void *p, size_t size, _Atomic size_t *mapped) {
     if (munmap(p, size) == 0) {
-        atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
+        atomic_fetch_sub_explicit(mapped, size, memory_order_relaxed);
         return;
     }
     (void)madvise(p, size, MADV_DONTNEED);
+    atomic_fetch_sub_explicit(mapped, size, memory_order_relaxed);
     atomic_fetch_add_explicit(&stranded_bytes, size, memory_order_relaxed);
 }
 
@@ -150,16 +155,16 @@ void *rcgc__os_reserve_aligned_at(rcgc_os_site *s, size_t size, size_t align) {
         errno = ENOMEM;
         return NULL;
     }
-    uint8_t *raw = os_map(s, size + align);
+    uint8_t *raw = os_map(s, size + align, &mapped_reserved);
     if (!raw)
         return NULL;
     uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
     size_t head = start - (uintptr_t)raw;
     size_t tail = (uintptr_t)raw + size + align - (start + size);
     if (head)
-        unmap_or_strand(raw, head);
+        unmap_or_strand(raw, head, &mapped_reserved);
     if (tail)
-        unmap_or_strand((uint8_t *)start + size, tail);
+        unmap_or_strand((uint8_t *)start + size, tail, &mapped_reserved);
     return (void *)start;
 }
 
@@ -171,7 +176,7 @@ int rcgc__os_release_at(rcgc_os_site *s, void *p, size_t size) {
         real_failure(s);
         return err;
     }
-    atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&mapped_reserved, size, memory_order_relaxed);
     return 0;
 }
 
@@ -192,14 +197,14 @@ static size_t round_pages(size_t size) {
 }
 
 void *rcgc__os_alloc_at(rcgc_os_site *s, size_t size) {
-    return os_map(s, round_pages(size));
+    return os_map(s, round_pages(size), &mapped_meta);
 }
 
 void rcgc__os_free_at(rcgc_os_site *s, void *p, size_t size) {
     if (!p)
         return;
     (void)injected_failure(s, false);
-    unmap_or_strand(p, round_pages(size));
+    unmap_or_strand(p, round_pages(size), &mapped_meta);
 }
 
 /* ------------------------------------------------------------------------

@@ -121,9 +121,10 @@ void     rcgc__os_sites_reset(void);
 /* 1 if calls of this operation can be failed. */
 int      rcgc__os_op_fallible(int op);
 const char *rcgc__os_op_name(int op);
-/* Bytes mapped by this layer and not unmapped since (reservations and
- * metadata, trimmed parts excluded): 0 after a clean rcgc_shutdown. */
-size_t   rcgc__os_mapped_bytes(void);
+/* Bytes mapped by this layer and not unmapped since, as reservations
+ * (arenas: the statistics' bytes_reserved) and as metadata (thread states,
+ * collector arrays): both 0 after a clean rcgc_shutdown. */
+void     rcgc__os_mapped(size_t *reservations, size_t *metadata);
 /* Bytes whose munmap failed where the caller could not keep them (metadata
  * release, trimming): mapped but purged, lost to the process. */
 size_t   rcgc__os_stranded_bytes(void);
