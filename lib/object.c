@@ -292,17 +292,20 @@ int rcgc__object_describe(const void *o, char *buf, size_t n) {
                     (long)RCGC_SHARED_COUNT(shared), state_name(shared), owner_s);
 }
 
-void rcgc__object_fatal(const void *o, const char *what) {
+void rcgc__object_fatal_at(const char *file, int line, const char *func, const void *o,
+                           const char *what) {
     char desc[640];
     rcgc__object_describe(o, desc, sizeof desc);
     if (!rcgc__tls_thread)
-        RCGC_FATAL("%s from a thread that is not attached (call rcgc_thread_attach first)\n  %s", what,
-                   desc);
-    RCGC_FATAL("%s\n  %s", what, desc);
+        rcgc__fatal(file, line, func,
+                    "%s from a thread that is not attached (call rcgc_thread_attach first)\n  %s",
+                    what, desc);
+    rcgc__fatal(file, line, func, "%s\n  %s", what, desc);
 }
 
-void rcgc__object_check(const void *o, const char *what) {
+void rcgc__object_check_at(const char *file, int line, const char *func, const void *o,
+                           const char *what) {
     if (rcgc_unlikely(((uintptr_t)o & (RCGC_ALIGN - 1)) != 0 ||
                       !rcgc__arena_owns((const rcgc__header *)o - 1)))
-        rcgc__object_fatal(o, what);
+        rcgc__object_fatal_at(file, line, func, o, what);
 }
