@@ -273,8 +273,8 @@ int rcgc__object_describe(const void *o, char *buf, size_t n) {
     long tid;
     int found;
     if (gc & RCGC_GC_CANDIDATE)
-        snprintf(owner_s, sizeof owner_s, "field holds the collector's count %lu (a collection "
-                                          "is running)", (unsigned long)owner);
+        snprintf(owner_s, sizeof owner_s, "field holds the collector's count %ld (a collection "
+                                          "is running)", (long)(intptr_t)owner);
     else if (owner == RCGC__UNOWNED)
         snprintf(owner_s, sizeof owner_s, "none (counts merged)");
     else if ((found = rcgc__thread_lookup(owner, &serial, &tid, oname, sizeof oname)))

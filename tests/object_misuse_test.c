@@ -355,7 +355,6 @@ static const char *check_case(const misuse_case *c) {
     current_case = c->fn;
     const char *out;
     const char *msg = test_fatal_run(run_case, NULL, &out);
-    print_message("%s\n", msg);
     test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
     if (c->flags & (EXPECT_OBJECT | EXPECT_FOREIGN)) {
         char want[160];

@@ -433,6 +433,7 @@ static inline const char *test_fatal_run(void (*fn)(void *), void *arg, const ch
         fail_msg("the message does not start with \"rcgc: fatal error: \":\n%s", msg);
     if (!strstr(msg, "\n  detected at lib/"))
         fail_msg("the message does not say where in rcgc it was detected:\n%s", msg);
+    print_message("%s\n", msg);
     if (out)
         *out = buf;
     return msg;
