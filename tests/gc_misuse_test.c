@@ -127,6 +127,50 @@ static void test_traverse_overcounts(void **state) {
     test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
 }
 
+/* The same with two collector workers: the decrements are gathered and
+ * subtracted atomically, so the message cannot name the last visitor, and
+ * the worker that finds it may be a collector thread (not attached). */
+static void overvisit_parallel_child(void *arg) {
+    (void)arg;
+    rcgc_set_fatal_handler(test_fatal_handler);
+    setenv("RCGC_GC_PAGES_PER_WORKER", "1", 1);
+    rcgc_config cfg = {.gc_workers = 2, .gc_threshold = -1};
+    if (rcgc_init(&cfg) != 0)
+        _exit(3);
+    rcgc_thread_set_name(MAIN_NAME);
+    static void *filler[4000];     /* several pages of tracked objects */
+    for (int i = 0; i < 4000; i++)
+        filler[i] = rcgc_new(&overvisited_type);
+    holder *h = rcgc_new(&overvisitor);
+    overvisited = rcgc_new(&overvisited_type);
+    rcgc_set(&h->ref, overvisited);
+    rcgc_decref(overvisited);
+    test_say("OBJ=%p\n", overvisited);
+    test_say_thread("THREAD");
+    rcgc_collect();
+    _exit(0);
+}
+
+static void test_traverse_overcounts_parallel(void **state) {
+    TEST_BEGIN(state);
+    const char *out;
+    const char *msg = test_fatal_run(overvisit_parallel_child, NULL, &out);
+    test_fatal_expect(msg, "traverse functions visit more references to an object than its "
+                           "reference count holds");
+    char want[200];
+    snprintf(want, sizeof want, "object %s of type 'overvisited_leaf'", test_value_of(out, "OBJ"));
+    test_fatal_expect(msg, want);
+    test_fatal_expect(msg, "during cycle collection #1, started by rcgc thread #1");
+    /* The collecting thread, or a collector thread. */
+    char main_thread[300];
+    snprintf(main_thread, sizeof main_thread, "calling thread: %s", test_value_of(out, "THREAD"));
+    bool collector_thread = strstr(msg, "calling thread: tid ") &&
+                            strstr(msg, " 'rcgc-gc-1', not attached to rcgc");
+    if (!strstr(msg, main_thread) && !collector_thread)
+        fail_msg("the message names neither the collecting thread nor a collector thread:\n%s",
+                 msg);
+}
+
 /* ------------------------------------------------------------------------
  * A collection inside a blocking region
  * ------------------------------------------------------------------------ */
@@ -183,6 +227,41 @@ static void test_snapshot_inside_traverse(void **state) {
     test_fatal_expect(msg, "stop-the-world requested while this thread already holds the world "
                            "stopped");
     test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
+}
+
+/* ------------------------------------------------------------------------
+ * Introspection of a pointer rcgc did not allocate
+ * ------------------------------------------------------------------------ */
+static int visit_nothing(void *o, void *arg) {
+    (void)o;
+    (void)arg;
+    return 0;
+}
+
+static void referrers_foreign_child(void *arg) {
+    child_init();
+    test_say("PTR=%p\n", (void *)(not_an_object + 16));
+    test_say_thread("THREAD");
+    if (arg)
+        rcgc_gc_get_referents(not_an_object + 16, visit_nothing, NULL);
+    else
+        rcgc_gc_get_referrers(not_an_object + 16, visit_nothing, NULL);
+    _exit(0);
+}
+
+static void test_introspection_of_foreign_pointer(void **state) {
+    TEST_BEGIN(state);
+    for (int referents = 0; referents < 2; referents++) {
+        const char *out;
+        const char *msg = test_fatal_run(referrers_foreign_child, referents ? (void *)1 : NULL, &out);
+        test_fatal_expect(msg, referents ? "rcgc_gc_get_referents of a pointer rcgc did not allocate"
+                                         : "rcgc_gc_get_referrers of a pointer rcgc did not allocate");
+        char want[120];
+        snprintf(want, sizeof want, "pointer %s: not an object", test_value_of(out, "PTR"));
+        test_fatal_expect(msg, want);
+        test_fatal_expect(msg, "detected at lib/gc.c:");
+        test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -275,8 +354,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_traverse_visits_foreign_pointer),
         cmocka_unit_test(test_traverse_overcounts),
+        cmocka_unit_test(test_traverse_overcounts_parallel),
         cmocka_unit_test(test_collect_in_blocking_region),
         cmocka_unit_test(test_snapshot_inside_traverse),
+        cmocka_unit_test(test_introspection_of_foreign_pointer),
         cmocka_unit_test(test_start_world_not_stopped),
         cmocka_unit_test(test_merge_of_merged_below_zero),
         cmocka_unit_test(test_internal_invariant),
