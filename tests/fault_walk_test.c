@@ -1040,7 +1040,7 @@ static void test_fault_walk(void **state) {
         }
     }
     print_message("fault walk: %zu sites in lib/, %llu single-fault runs (of %llu calls), %llu "
-                  "double-fault runs, %llu faults injected, %zu arenas kept by a shutdown, %ld s\n",
+                  "double-fault runs, %llu faults injected, %zu arena(s) kept by a shutdown, %ld s\n",
                   lib_sites, (unsigned long long)runs, (unsigned long long)N,
                   (unsigned long long)double_runs, (unsigned long long)total_injected,
                   kept_at_shutdown, (long)(time(NULL) - start));
