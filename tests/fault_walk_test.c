@@ -755,6 +755,9 @@ static void part_one(void) {
 
     if (made != destroyed)
         w_error("%zu objects made, %zu destroyed", (size_t)made, (size_t)destroyed);
+    if (W.baseline)
+        print_message("fault walk: the workload's first part allocates %zu blocks and objects\n",
+                      s.allocs_total);
     checkpoint("finalized", finalized);
     checkpoint("weak-reference callbacks", callbacks);
     rcgc_shutdown();            /* its last collection reports through gc_cb too */

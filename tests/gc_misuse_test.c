@@ -16,6 +16,7 @@
  * The collector runs with one worker, so that traverse runs on the
  * collecting thread and the message can name the object it traversed.
  */
+#define TEST_NO_TSAN_ATEXIT_SLEEP 1   /* children die on second threads */
 #include "test_util.h"
 
 #include "lib/object.h"

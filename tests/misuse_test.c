@@ -13,6 +13,7 @@
  *
  * The parent process never initialises rcgc, so a child starts clean.
  */
+#define TEST_NO_TSAN_ATEXIT_SLEEP 1   /* children die on second threads */
 #include "test_util.h"
 
 #include "lib/internal.h"

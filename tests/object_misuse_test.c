@@ -11,6 +11,7 @@
  * OWNER=) lines from the thread concerned (test_say_thread). The parent
  * checks the exit status and the message.
  */
+#define TEST_NO_TSAN_ATEXIT_SLEEP 1   /* children die on second threads */
 #include "test_util.h"
 
 #define MAIN_NAME  "object-misuse-main"     /* longer than pthread's 15 */

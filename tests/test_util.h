@@ -336,6 +336,19 @@ static inline int test_fork_run(void (*fn)(void *), void *arg, char *out, size_t
 
 #define TEST_FATAL_EXIT 42
 
+/* ThreadSanitizer sleeps atexit_sleep_ms (1 s) before a process exits with
+ * other threads alive, to catch races with atexit destructors. Every child
+ * that dies of a fatal error on a second thread pays it (the misuse tests
+ * fork 60 such children); those children _exit and run no destructor. A
+ * test defines TEST_NO_TSAN_ATEXIT_SLEEP before including this header to
+ * turn the sleep off; TSAN_OPTIONS still overrides it. */
+#if defined(TEST_NO_TSAN_ATEXIT_SLEEP) && defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "atexit_sleep_ms=0"; }
+#endif
+#endif
+
 static inline void test_write_all(const char *s, size_t n) {
     while (n > 0) {
         ssize_t w = write(STDOUT_FILENO, s, n);
