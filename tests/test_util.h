@@ -339,7 +339,7 @@ static inline int test_fork_run(void (*fn)(void *), void *arg, char *out, size_t
 /* ThreadSanitizer sleeps atexit_sleep_ms (1 s) before a process exits with
  * other threads alive, to catch races with atexit destructors. Every child
  * that dies of a fatal error on a second thread pays it (the misuse tests
- * fork 60 such children); those children _exit and run no destructor. A
+ * fork dozens of such children); those children _exit and run no destructor. A
  * test defines TEST_NO_TSAN_ATEXIT_SLEEP before including this header to
  * turn the sleep off; TSAN_OPTIONS still overrides it. */
 #if defined(TEST_NO_TSAN_ATEXIT_SLEEP) && defined(__has_feature)
