@@ -1,8 +1,9 @@
 /*
  * fault_walk_test: every fallible OS call of a workload that reaches every
- * OS call site of the library is made to fail, one run per call, and then
- * once more with a second fault for the sites that only a first fault
- * reaches. Each run checks that
+ * OS call site of the library is made to fail, one run per call (the kth
+ * call of each site, for every k: rcgc__os_fail_site), and then once more
+ * with a second fault for the sites that only a first fault reaches. Each
+ * run checks that
  *   - the failure surfaced as the API promises (NULL or an errno value of
  *     ENOMEM, a collection that reports ENOMEM and changed nothing, a
  *     snapshot that returned -1 + ENOMEM) or was absorbed (a purge or an
@@ -16,24 +17,27 @@
  *     object its canary and value; every object is destroyed exactly once,
  *     every finalizer runs once, every weak-reference callback once;
  *   - nothing leaks: after everything is freed the statistics show no
- *     block, no page, no abandoned page; after rcgc_shutdown no arena is
- *     reserved and the OS layer has no byte mapped (rcgc__os_mapped: every
- *     mmap it made was unmapped), unless the OS refused an unmap at
- *     shutdown: then the arena stays reserved, counted by the statistics,
- *     and the next rcgc_init and rcgc_shutdown give it back; under ASan,
- *     LeakSanitizer checks libc memory at exit.
+ *     block and no abandoned page, and every arena reservation of the OS
+ *     layer is in the statistics; after rcgc_shutdown the OS layer maps no
+ *     metadata and no arena (rcgc__os_mapped: every mmap it made was
+ *     unmapped), unless the OS refused an unmap at shutdown: then the
+ *     arena stays reserved, counted by the statistics, and the next
+ *     rcgc_init and rcgc_shutdown give it back; under ASan, LeakSanitizer
+ *     checks libc memory at exit.
  * At the end every site of lib/ in the site table (rcgc__os_sites, which
- * the linker builds from every call site compiled in) must have had at
- * least one failure injected (one call, for sites that cannot fail): a new
- * OS call site that the workload does not reach fails this test. A scan
- * of the .c files of lib/ checks that no OS memory or thread call bypasses lib/os.h.
+ * the linker builds from every call site compiled in) must have had a
+ * failure injected (been reached, for the releases that cannot fail): a
+ * new OS call site that the workload does not reach fails this test. A
+ * scan of the .c files of lib/ checks that no OS memory or thread call
+ * bypasses lib/os.h. Under a sanitizer, sites called many times are
+ * sampled (see `walked`). docs/RELIABILITY.md has the figures.
  *
  * Runs are in-process: rcgc_init, the workload, rcgc_shutdown, then the
  * next run; so "the program can continue" includes a clean shutdown and
  * re-init after every fault. The workload is deterministic: the second
  * thread runs while the main one waits for it, and grace periods are
- * waited for at fixed points, so the nth call is the same call in every
- * run.
+ * waited for at fixed points, so the kth call of a site is the same call
+ * in every run.
  */
 #include <dirent.h>
 #include <sys/stat.h>
