@@ -295,6 +295,7 @@ static int w_init(const rcgc_config *cfg) {
 
 /* Automatic collections report through the callback. */
 static size_t auto_found, auto_aborted;
+static size_t aborts_seen;          /* collections that reported ENOMEM, since rcgc_init */
 static size_t shutdown_leaked;      /* objects an aborted last collection left */
 
 static size_t mapped_reservations(void) {
@@ -313,6 +314,7 @@ static void gc_cb(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg) {
             w_error("automatic collection aborted with %d, %zu found", info->aborted,
                     info->unreachable);
         auto_aborted++;
+        aborts_seen++;
         W.observed++;
     }
     auto_found += info->unreachable;
@@ -338,6 +340,7 @@ static size_t w_collect(int young) {
         if (destroyed != d0 || finalized != f0 || callbacks != c0)
             w_error("an aborted collection destroyed %zu, finalized %zu, ran %zu callbacks",
                     destroyed - d0, finalized - f0, callbacks - c0);
+        aborts_seen++;
         W.observed++;
         if (tries + 1 >= TRIES) {
             w_error("collection aborted %d times", TRIES);
@@ -762,6 +765,12 @@ static void part_one(void) {
     if (W.baseline)
         print_message("fault walk: the workload's first part allocates %zu blocks and objects\n",
                       s.allocs_total);
+    /* The statistics count every aborted collection the workload saw. */
+    rcgc_gc_stats gs;
+    rcgc_gc_get_stats(&gs);
+    if (gs.aborted != aborts_seen)
+        w_error("the statistics count %llu aborted collections, the workload saw %zu",
+                (unsigned long long)gs.aborted, aborts_seen);
     checkpoint("finalized", finalized);
     checkpoint("weak-reference callbacks", callbacks);
     rcgc_shutdown();            /* its last collection reports through gc_cb too */
@@ -826,7 +835,7 @@ static void run_workload(int baseline) {
     W.baseline = baseline;
     made = destroyed = finalized = callbacks = bad = 0;
     next_id = 0;
-    auto_found = auto_aborted = shutdown_leaked = 0;
+    auto_found = auto_aborted = shutdown_leaked = aborts_seen = 0;
     part_one();
     check_after_shutdown("the first shutdown");
     part_two();
