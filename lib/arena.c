@@ -274,13 +274,15 @@ static void retry_huge_unmaps(void) {
         rcgc_arena *next = a->next;
         if (a->is_huge && a->slices_used == 0) {
             size_t size = a->size;
-            size_t meta = (size_t)a->meta_slices * RCGC_SLICE_SIZE;
             owned_set(a, false);
             arena_unlink(a);
             if (rcgc__os_release(a, size) == 0) {
+                /* An empty huge arena counts its whole size as committed
+                 * (its span's pages stayed resident when the first unmap
+                 * failed): all of it goes. */
                 n_arenas--;
                 reserved_bytes -= size;
-                committed_bytes -= meta;
+                committed_bytes -= size;
             } else {
                 a->prev = NULL;
                 a->next = arena_list;
@@ -413,17 +415,64 @@ void rcgc__arena_stats(size_t *reserved, size_t *committed, size_t *arenas) {
     pthread_mutex_unlock(&arena_lock);
 }
 
+/* An arena that rcgc_shutdown could not unmap, emptied: no block survives
+ * shutdown. A normal arena serves the next rcgc_init; a huge one waits for
+ * its unmap to be retried. Its commitment stays counted (arena_lock). */
+static void keep_emptied(rcgc_arena *a) {
+    uint32_t described = a->nslices < RCGC_ARENA_SLICES ? a->nslices : RCGC_ARENA_SLICES;
+    for (uint32_t i = a->meta_slices; i < described; i++) {
+        rcgc_page *pg = &a->page[i];
+        desc_set(pg, RCGC_PAGE_FREE, 0);
+        memset(pg, 0, offsetof(rcgc_page, thread_free));
+        pg->thread_free.head = NULL;
+        atomic_store_explicit(&pg->heap, NULL, memory_order_relaxed);
+        pg->block_size = pg->nslices = 0;
+        pg->size_class = pg->tag = pg->abandoned = 0;
+        if (!a->is_huge)
+            bit_put(a->slice_bits, i, false);
+    }
+    a->slices_used = 0;
+    size_t committed = a->size;
+    if (!a->is_huge) {
+        committed = (size_t)a->meta_slices * RCGC_SLICE_SIZE;
+        dirty_map *d = dirty_of(a);
+        for (uint32_t w = 0; w < RCGC_ARENA_SLICES / 64; w++)
+            committed += (size_t)__builtin_popcountll(d->bits[w]) * RCGC_SLICE_SIZE;
+    } else {
+        huge_unmap_pending = true;
+    }
+    a->prev = NULL;
+    a->next = arena_list;
+    if (arena_list)
+        arena_list->prev = a;
+    arena_list = a;
+    n_arenas++;
+    reserved_bytes += a->size;
+    committed_bytes += committed;
+    owned_set(a, true);
+}
+
 void rcgc__arena_release_all(void) {
     pthread_mutex_lock(&arena_lock);
+    rcgc_arena *kept = NULL;
     while (arena_list) {
         rcgc_arena *a = arena_list;
         size_t size = a->size;
         owned_set(a, false);
         arena_unlink(a);
-        (void)rcgc__os_release(a, size);    /* shutdown: nothing to fall back to */
+        if (rcgc__os_release(a, size) != 0) {
+            a->next = kept;     /* the OS refused (fault injection, or a VMA limit) */
+            kept = a;
+        }
     }
     n_arenas = 0;
     reserved_bytes = 0;
     committed_bytes = 0;
+    huge_unmap_pending = false;
+    while (kept) {
+        rcgc_arena *a = kept;
+        kept = a->next;
+        keep_emptied(a);
+    }
     pthread_mutex_unlock(&arena_lock);
 }

@@ -142,7 +142,9 @@ int  rcgc__arena_foreach_span(int (*fn)(rcgc_page *pg, void *arg), void *arg);
 
 /* Totals (arena lock). */
 void rcgc__arena_stats(size_t *reserved, size_t *committed, size_t *arenas);
-/* Release every arena (rcgc_shutdown: no thread may hold blocks after). */
+/* Release every arena (rcgc_shutdown: no thread may hold blocks after).
+ * One the OS refuses to unmap stays listed and counted, emptied, for the
+ * next rcgc_init to reuse (a huge one for the next unmap attempt). */
 void rcgc__arena_release_all(void);
 
 #endif

@@ -162,6 +162,7 @@ typedef struct worker {
     size_t candidates, reached;
     size_t gfill, gend;                 /* phase D: this worker's slots of the garbage array */
     uintptr_t scan_pos, scan_end;       /* phase C on pages: where this worker's scan is */
+    rcgc__header *traversing;           /* phase B: whose traverse runs (fatal messages) */
     /* Phase B with several workers: decrements gathered per object before
      * the atomic subtraction (direct-mapped; see visit_decref). */
     struct { rcgc__header *h; uintptr_t n; } dec[DEC_SLOTS];
@@ -235,7 +236,7 @@ static unsigned pool_start(void) {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);   /* helpers take no signals */
-        int err = pthread_create(&w->thread, NULL, worker_main, w);
+        int err = rcgc__os_thread_create(&w->thread, NULL, worker_main, w);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (err)
             break;
@@ -442,19 +443,43 @@ static inline intptr_t true_count(const rcgc__header *h) {
            (RCGC_SHARED_STATE(shared) == RCGC_SHARED_QUEUED);
 }
 
-/* A referent that is not an rcgc object would have its "header" written. */
-static inline void check_referent(const void *o) {
-    if (rcgc_unlikely(((uintptr_t)o & (RCGC_ALIGN - 1)) || !rcgc__arena_mapped(o)))
-        RCGC_FATAL("a traverse function visited %p, which is not an object rcgc allocated "
-                   "(traverse must visit only rcgc object pointers)", o);
+/* The object whose traverse misbehaved, for fatal messages: its address
+ * and type (its header's owner field holds gc_refs now, so no more). */
+static void describe_referrer(const rcgc__header *h, char *buf, size_t n) {
+    if (!h) {
+        snprintf(buf, n, "(one of several objects: the decrements were gathered)");
+        return;
+    }
+    snprintf(buf, n, "object %p of type '%s'", rcgc__obj((rcgc__header *)h),
+             h->type && h->type->name ? h->type->name : "?");
 }
 
-RCGC_COLD static void too_many_visits(const void *o) {
-    char desc[512];
+RCGC_COLD static void bad_referent(const worker *w, const void *o) {
+    char referrer[160];
+    describe_referrer(w->traversing, referrer, sizeof referrer);
+    RCGC_FATAL("a traverse function visited %p, which is not an object rcgc allocated "
+               "(traverse must visit only rcgc object pointers)\n  traversed: %s\n  during "
+               "cycle collection #%llu, started by rcgc thread #%llu",
+               o, referrer, (unsigned long long)__atomic_load_n(&G.collections, __ATOMIC_RELAXED),
+               (unsigned long long)(C.self ? C.self->serial : 0));
+}
+
+/* A referent that is not an rcgc object would have its "header" written. */
+static inline void check_referent(const worker *w, const void *o) {
+    if (rcgc_unlikely(((uintptr_t)o & (RCGC_ALIGN - 1)) || !rcgc__arena_mapped(o)))
+        bad_referent(w, o);
+}
+
+RCGC_COLD static void too_many_visits(const worker *w, const void *o) {
+    char desc[640], referrer[160];
     rcgc__object_describe(o, desc, sizeof desc);
+    describe_referrer(w->atomic ? NULL : w->traversing, referrer, sizeof referrer);
     RCGC_FATAL("traverse functions visit more references to an object than its reference count "
                "holds (a traverse visits a pointer its object does not own a reference to, or an "
-               "incref is missing)\n  %s", desc);
+               "incref is missing)\n  %s\n  its last visitor: %s\n  during cycle collection "
+               "#%llu, started by rcgc thread #%llu",
+               desc, referrer, (unsigned long long)__atomic_load_n(&G.collections, __ATOMIC_RELAXED),
+               (unsigned long long)(C.self ? C.self->serial : 0));
 }
 
 /* ------------------------------------------------------------------------
@@ -498,10 +523,10 @@ static void phase_init(worker *w) { source_each(w, init_block); }
  * Phase B: subtract references between candidates
  * ------------------------------------------------------------------------ */
 
-static void dec_flush(rcgc__header *h, uintptr_t n) {
+static void dec_flush(const worker *w, rcgc__header *h, uintptr_t n) {
     uintptr_t old = __atomic_fetch_sub(&h->owner, n, __ATOMIC_RELAXED);
     if (rcgc_unlikely(old < n))
-        too_many_visits(rcgc__obj(h));
+        too_many_visits(w, rcgc__obj(h));
 }
 
 /* With several workers the subtraction is atomic; decrements are gathered
@@ -512,7 +537,7 @@ static void dec_flush(rcgc__header *h, uintptr_t n) {
  * subtraction is exact. */
 static int visit_decref(void *o, void *arg) {
     worker *w = arg;
-    check_referent(o);
+    check_referent(w, o);
     rcgc__header *h = rcgc__hdr(o);
     if (!(rcgc__gcbits(h) & RCGC_GC_CANDIDATE))
         return 0;
@@ -523,7 +548,7 @@ static int visit_decref(void *o, void *arg) {
             return 0;
         }
         if (w->dec[i].h)
-            dec_flush(w->dec[i].h, w->dec[i].n);
+            dec_flush(w, w->dec[i].h, w->dec[i].n);
         w->dec[i].h = h;
         w->dec[i].n = 1;
         return 0;
@@ -531,20 +556,22 @@ static int visit_decref(void *o, void *arg) {
     uintptr_t old = load_owner(h);
     store_owner(h, old - 1);
     if (rcgc_unlikely(old == 0))
-        too_many_visits(o);
+        too_many_visits(w, o);
     return 0;
 }
 
 static inline void subtract_block(worker *w, rcgc__header *h, size_t idx) {
     (void)idx;
-    if (rcgc__gcbits(h) & RCGC_GC_CANDIDATE)
+    if (rcgc__gcbits(h) & RCGC_GC_CANDIDATE) {
+        w->traversing = h;
         h->type->traverse(rcgc__obj(h), visit_decref, w);
+    }
 }
 static void phase_subtract(worker *w) {
     source_each(w, subtract_block);
     for (size_t i = 0; i < DEC_SLOTS; i++) {
         if (w->dec[i].h)
-            dec_flush(w->dec[i].h, w->dec[i].n);
+            dec_flush(w, w->dec[i].h, w->dec[i].n);
         w->dec[i].h = NULL;
     }
 }

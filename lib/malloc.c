@@ -50,7 +50,7 @@ void rcgc_free(void *p) {
         bad_free(p, "pointer is not in any rcgc arena (not allocated by rcgc, or already released)");
 #if RCGC_DEBUG_LEVEL >= 2
     if (rcgc__heap_block_start(p) != p)
-        bad_free(p, "pointer is inside a block, not at its start");
+        bad_free(p, "pointer is not at the start of a block (inside one, or its span was freed)");
 #endif
     rcgc__trace_on_free_raw(p);
     rcgc__heap_free(&t->heap, p);

@@ -243,14 +243,32 @@ static const char *state_name(intptr_t shared) {
     return names[RCGC_SHARED_STATE(shared)];
 }
 
+/* The collector bits a reader of the message can use. */
+static void describe_gc_bits(uint32_t gc, char *buf, size_t n) {
+    static const struct { uint32_t bit; const char *name; } bits[] = {
+        {RCGC_GC_TRACKED, "tracked"},     {RCGC_GC_YOUNG, "young"},
+        {RCGC_GC_FROZEN, "frozen"},       {RCGC_GC_FINALIZED, "finalized"},
+        {RCGC_GC_WEAKREFED, "weakly referenced"}, {RCGC_GC_SHARED_READ, "shared-read"},
+    };
+    int k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
+        if ((gc & bits[i].bit) && k >= 0 && (size_t)k < n)
+            k += snprintf(buf + k, n - (size_t)k, "%s%s", k ? ", " : "", bits[i].name);
+    if (k == 0)
+        snprintf(buf, n, "untracked");
+}
+
 int rcgc__object_describe(const void *o, char *buf, size_t n) {
     if (!o)
         return snprintf(buf, n, "object NULL");
     if (((uintptr_t)o & (RCGC_ALIGN - 1)) || !rcgc__arena_owns((const rcgc__header *)o - 1))
-        return snprintf(buf, n, "object %p (not allocated by rcgc)", o);
+        return snprintf(buf, n, "pointer %p: not an object allocated by rcgc (not in any rcgc "
+                                "arena, misaligned, or in a page that is not in use)", o);
     const rcgc__header *h = rcgc__hdr(o);
     intptr_t shared = rcgc__shared(h);
     uintptr_t owner = rcgc__owner(h);
+    uint32_t gc = rcgc__gcbits(h);
     const rcgc_type *t = h->type;
     /* The type field survives a free (the free-list link takes the owner
      * field); a value inside an arena is a link, not a type. */
@@ -259,33 +277,45 @@ int rcgc__object_describe(const void *o, char *buf, size_t n) {
         return snprintf(buf, n, "object %p of type '%s': already freed (its memory may have been "
                                 "reused since): local count %u, shared count: freed, owner none",
                         o, tname, __atomic_load_n(&h->local, __ATOMIC_RELAXED));
-    char owner_s[80];
+    char owner_s[120];
+    char oname[32] = "";
     uint64_t serial;
     long tid;
-    if (owner == RCGC__UNOWNED)
-        snprintf(owner_s, sizeof owner_s, "none (merged)");
-    else if (rcgc__thread_lookup(owner, &serial, &tid))
-        snprintf(owner_s, sizeof owner_s, "rcgc thread #%llu (tid %ld)", (unsigned long long)serial,
-                 tid);
+    int found;
+    if (gc & RCGC_GC_CANDIDATE)
+        snprintf(owner_s, sizeof owner_s, "field holds the collector's count %ld (a collection "
+                                          "is running)", (long)(intptr_t)owner);
+    else if (owner == RCGC__UNOWNED)
+        snprintf(owner_s, sizeof owner_s, "none (counts merged)");
+    else if ((found = rcgc__thread_lookup(owner, &serial, &tid, oname, sizeof oname)))
+        snprintf(owner_s, sizeof owner_s, "rcgc thread #%llu '%s' (tid %ld)%s",
+                 (unsigned long long)serial, oname, tid,
+                 found == 2 ? ", which has detached" : "");
     else
-        snprintf(owner_s, sizeof owner_s, "unknown (%#lx: not a thread)", (unsigned long)owner);
-    return snprintf(buf, n, "object %p of type '%s': local count %u, shared count %ld (%s), owner %s",
-                    o, tname,
-                    __atomic_load_n(&h->local, __ATOMIC_RELAXED), (long)RCGC_SHARED_COUNT(shared),
-                    state_name(shared), owner_s);
+        snprintf(owner_s, sizeof owner_s, "unknown (%#lx: not an attached thread)",
+                 (unsigned long)owner);
+    char flags[96];
+    describe_gc_bits(gc, flags, sizeof flags);
+    return snprintf(buf, n, "object %p of type '%s' (%s): local count %u, shared count %ld (%s), "
+                            "owner %s",
+                    o, tname, flags, __atomic_load_n(&h->local, __ATOMIC_RELAXED),
+                    (long)RCGC_SHARED_COUNT(shared), state_name(shared), owner_s);
 }
 
-void rcgc__object_fatal(const void *o, const char *what) {
-    char desc[512];
+void rcgc__object_fatal_at(const char *file, int line, const char *func, const void *o,
+                           const char *what) {
+    char desc[640];
     rcgc__object_describe(o, desc, sizeof desc);
     if (!rcgc__tls_thread)
-        RCGC_FATAL("%s from a thread that is not attached (call rcgc_thread_attach first)\n  %s", what,
-                   desc);
-    RCGC_FATAL("%s\n  %s", what, desc);
+        rcgc__fatal(file, line, func,
+                    "%s from a thread that is not attached (call rcgc_thread_attach first)\n  %s",
+                    what, desc);
+    rcgc__fatal(file, line, func, "%s\n  %s", what, desc);
 }
 
-void rcgc__object_check(const void *o, const char *what) {
+void rcgc__object_check_at(const char *file, int line, const char *func, const void *o,
+                           const char *what) {
     if (rcgc_unlikely(((uintptr_t)o & (RCGC_ALIGN - 1)) != 0 ||
                       !rcgc__arena_owns((const rcgc__header *)o - 1)))
-        rcgc__object_fatal(o, what);
+        rcgc__object_fatal_at(file, line, func, o, what);
 }

@@ -80,9 +80,14 @@ struct rcgc_thread;
 void rcgc__object_trash_drain(struct rcgc_thread *self);
 /* Describe o for a fatal message: address, type, counts, owner. */
 int  rcgc__object_describe(const void *o, char *buf, size_t n);
-/* Fatal misuse on o (message names the object). */
-RCGC_COLD __attribute__((noreturn)) void rcgc__object_fatal(const void *o, const char *what);
+/* Fatal misuse on o (message names the object, and where the caller is). */
+RCGC_COLD __attribute__((noreturn)) void rcgc__object_fatal_at(const char *file, int line,
+                                                               const char *func, const void *o,
+                                                               const char *what);
+#define rcgc__object_fatal(o, what) rcgc__object_fatal_at(__FILE__, __LINE__, __func__, (o), (what))
 /* Check that o could be a live rcgc object (slow paths). */
-void rcgc__object_check(const void *o, const char *what);
+void rcgc__object_check_at(const char *file, int line, const char *func, const void *o,
+                           const char *what);
+#define rcgc__object_check(o, what) rcgc__object_check_at(__FILE__, __LINE__, __func__, (o), (what))
 
 #endif

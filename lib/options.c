@@ -22,7 +22,8 @@ static const option_desc table[RCGC_OPT_COUNT] = {
     [RCGC_OPT_ARENA_CACHE]  = {"RCGC_ARENA_CACHE", 1, 0, 1024,
                                "empty 64 MiB arenas kept reserved for reuse instead of unmapped"},
     [RCGC_OPT_FAULT_OS_NTH] = {"RCGC_FAULT_OS_NTH", 0, 0, 1L << 40,
-                               "testing: make the Nth OS memory call fail (0: never)"},
+                               "testing: make the Nth fallible OS call fail (mmap, munmap, madvise, "
+                               "pthread_create, pthread_setspecific; 0: never)"},
     [RCGC_OPT_WATCHDOG_MS]  = {"RCGC_WATCHDOG_MS", 1000, 0, 3600000,
                                "a pause that waits this long for one thread prints its name (0: off)"},
     [RCGC_OPT_GC_WORKERS]   = {"RCGC_GC_WORKERS", 0, 0, 256,

@@ -19,6 +19,20 @@
 
 /* ------------------------------------------------------------------------
  * Fatal errors: one path for every broken invariant and detected misuse.
+ *
+ * The message says what went wrong (the caller's text: the function, the
+ * object with its type, counts and owner, the pointer), then which thread
+ * detected it (rcgc's serial number, the name given by
+ * rcgc_thread_set_name or pthread_setname_np, and the OS thread id; or
+ * that the thread is not attached), then where in rcgc:
+ *
+ *   rcgc: fatal error: rcgc_decref of a freed object
+ *     object 0x7f3c2c010030 of type 'node': already freed (...)
+ *     calling thread: rcgc thread #3 'worker-1' (tid 48113)
+ *     detected at lib/refcount.c:195 in rcgc__decref_shared()
+ *
+ * It allocates nothing (the report may be about a broken heap, or about
+ * running out of memory) and takes no lock.
  * ------------------------------------------------------------------------ */
 
 static void default_fatal_handler(const char *message) {
@@ -34,27 +48,49 @@ rcgc_fatal_handler rcgc_set_fatal_handler(rcgc_fatal_handler h) {
                                     memory_order_acq_rel);
 }
 
-void rcgc__fatal(const char *file, int line, const char *func, const char *fmt, ...) {
-    char msg[1024];
-    int n = snprintf(msg, sizeof msg, "rcgc: fatal error: ");
+/* snprintf into msg at *n, never past cap. */
+static void append(char *msg, size_t cap, int *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *msg, size_t cap, int *n, const char *fmt, ...) {
+    if (*n < 0 || (size_t)*n >= cap)
+        return;
     va_list ap;
     va_start(ap, fmt);
-    n += vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    int k = vsnprintf(msg + *n, cap - (size_t)*n, fmt, ap);
     va_end(ap);
-    if (n < (int)sizeof msg) {
-        rcgc_thread *t = rcgc__tls_thread;
-        char name[32] = "";
-        pthread_getname_np(pthread_self(), name, sizeof name);
-        if (t)
-            n += snprintf(msg + n, sizeof msg - (size_t)n,
-                          "\n  thread: tid %ld \"%s\" (rcgc thread #%llu)", (long)syscall(SYS_gettid),
-                          name, (unsigned long long)t->serial);
-        else
-            n += snprintf(msg + n, sizeof msg - (size_t)n,
-                          "\n  thread: tid %ld \"%s\" (not attached)", (long)syscall(SYS_gettid), name);
+    if (k > 0)
+        *n += k;
+}
+
+static int describe_self(char *buf, size_t cap) {
+    rcgc_thread *t = rcgc__tls_thread;
+    long tid = (long)syscall(SYS_gettid);
+    if (t) {
+        /* Our own name: only we write it. */
+        return snprintf(buf, cap, "rcgc thread #%llu '%s' (tid %ld)", (unsigned long long)t->serial,
+                        t->name, tid);
     }
-    if (n < (int)sizeof msg)
-        snprintf(msg + n, sizeof msg - (size_t)n, "\n  detected at %s:%d in %s()", file, line, func);
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    return snprintf(buf, cap, "tid %ld '%s', not attached to rcgc", tid, name);
+}
+
+void rcgc__fatal(const char *file, int line, const char *func, const char *fmt, ...) {
+    char msg[2048];
+    int n = 0;
+    append(msg, sizeof msg, &n, "rcgc: fatal error: ");
+    if (n < (int)sizeof msg) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+        va_end(ap);
+        if (k > 0)
+            n += k;
+    }
+    char self[128];
+    describe_self(self, sizeof self);
+    append(msg, sizeof msg, &n, "\n  calling thread: %s", self);
+    append(msg, sizeof msg, &n, "\n  detected at %s:%d in %s()", file, line, func);
     atomic_load_explicit(&fatal_handler, memory_order_acquire)(msg);
     /* A handler must not return into rcgc: the state it reported is broken. */
     abort();
@@ -77,6 +113,25 @@ static void start_tracing_option(void) {
                          : rcgc_trace_start((int)frames);
     if (err && err != EBUSY)
         fprintf(stderr, "rcgc: RCGC_TRACE=%ld: tracing not started: %s\n", frames, strerror(err));
+}
+
+/* The threads still attached at a misplaced rcgc_shutdown, for its message. */
+typedef struct {
+    char buf[400];
+    int n;
+    int more;
+} shutdown_list;
+
+static void list_other(rcgc_thread *t, void *arg) {
+    shutdown_list *l = arg;
+    if (t == rcgc__tls_thread)
+        return;
+    if (l->n > (int)sizeof l->buf - 80) {
+        l->more = 1;
+        return;
+    }
+    append(l->buf, sizeof l->buf, &l->n, "%srcgc thread #%llu '%s' (tid %ld)", l->n ? ", " : "",
+           (unsigned long long)t->serial, t->name, (long)t->tid);
 }
 
 int rcgc_init(const rcgc_config *cfg) {
@@ -113,9 +168,14 @@ void rcgc_shutdown(void) {
     }
     rcgc__profile_shutdown();   /* final row written, file closed */
     size_t others = rcgc__thread_count() - (rcgc__tls_thread ? 1 : 0);
-    if (others)
+    if (others) {
+        /* Name them: the user has to find which thread forgot to detach. */
+        shutdown_list l = {{0}, 0, 0};
+        rcgc__thread_foreach(list_other, &l);
         RCGC_FATAL("rcgc_shutdown called while %zu other thread(s) are still attached: "
-                   "detach (or join) them first", others);
+                   "detach (or join) them first\n  still attached: %s%s",
+                   others, l.buf, l.more ? ", ..." : "");
+    }
     rcgc__debug_before_shutdown();  /* RCGC_DEBUG=leaks */
     rcgc__gc_shutdown();    /* a last full collection; collector threads stop */
     rcgc__debug_after_collection(); /* RCGC_DEBUG=stats */

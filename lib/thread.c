@@ -124,7 +124,7 @@ int rcgc_thread_attach(void) {
     t->mq.top = NULL;
     t->mq_dead = 0;
     pthread_mutex_unlock(&t->mq_lock);
-    int err = pthread_setspecific(exit_key, t);
+    int err = rcgc__os_tls_set(exit_key, t);
     /* Not attached yet: a plain lock (a pause in progress holds it, and we
      * wait for the pause to end, as attaching threads must). */
     pthread_mutex_lock(&registry_lock);
@@ -238,21 +238,26 @@ void rcgc__thread_retired_stats(size_t out[RCGC_RETIRED_NSTATS]) {
     rcgc__registry_unlock();
 }
 
-/* Is p the state of an attached or pooled thread? For fatal messages, which
- * must not follow a corrupt owner pointer: a trylock, so that a report from
- * inside a registry operation cannot deadlock (it then says "unknown"). */
-int rcgc__thread_lookup(uintptr_t p, uint64_t *serial, long *tid) {
-    if (pthread_mutex_trylock(&registry_lock) != 0)
+/* Is p the state of an attached (1) or pooled (2) thread? For fatal
+ * messages, which must not follow a corrupt owner pointer: a trylock, so
+ * that a report from inside a registry operation cannot deadlock (it then
+ * says "unknown"), except that a pause's requester holds the lock already
+ * and the registry cannot change under it. */
+int rcgc__thread_lookup(uintptr_t p, uint64_t *serial, long *tid, char *name, size_t name_cap) {
+    bool locked = pthread_mutex_trylock(&registry_lock) == 0;
+    if (!locked && !rcgc__world_stopped_by_me())
         return 0;
     int found = 0;
     for (rcgc_thread *t = registry; t && !found; t = t->next)
         found = (uintptr_t)t == p;
     for (rcgc_thread *t = pool; t && !found; t = t->next)
-        found = (uintptr_t)t == p;
+        found = (uintptr_t)t == p ? 2 : 0;
     if (found) {
         *serial = ((rcgc_thread *)p)->serial;
         *tid = (long)((rcgc_thread *)p)->tid;
+        snprintf(name, name_cap, "%s", ((rcgc_thread *)p)->name);
     }
-    pthread_mutex_unlock(&registry_lock);
+    if (locked)
+        pthread_mutex_unlock(&registry_lock);
     return found;
 }

@@ -106,8 +106,9 @@ void   rcgc__registry_unlock(void);
 rcgc_thread *rcgc__registry_first(void);   /* registry lock held */
 
 int    rcgc__runtime_initialized(void);
-/* 1 and the thread's serial and tid if p is a thread state (fatal messages). */
-int    rcgc__thread_lookup(uintptr_t p, uint64_t *serial, long *tid);
+/* 1 (attached) or 2 (detached, pooled) and the thread's serial, tid and
+ * name if p is a thread state; 0 if not, or unknown (fatal messages). */
+int    rcgc__thread_lookup(uintptr_t p, uint64_t *serial, long *tid, char *name, size_t name_cap);
 /* Heap counters, in this order: allocs, (unused: frees are derived),
  * remote_frees, remote_free_bytes, large_allocs, large_frees. */
 #define RCGC_RETIRED_NSTATS 6

@@ -1,26 +1,24 @@
 /*
- * Misuse is fatal, and the fatal message says what went wrong: each case
- * runs in a forked child whose fatal handler writes the message to stdout
- * (a pipe to the parent) and exits with status 42. The parent checks the
- * status and the message: the function, the pointer, the thread.
+ * Misuse of the raw heap, the runtime and threads is fatal, and the fatal
+ * message says what went wrong: each case runs in a forked child whose
+ * fatal handler writes the message to stdout (a pipe to the parent) and
+ * exits with TEST_FATAL_EXIT. Before the misuse the child says what the
+ * message must name (the pointer, the calling thread as "rcgc thread
+ * #serial 'name' (tid N)" or "tid N 'name', not attached to rcgc", other
+ * threads); the parent checks the status and the message.
+ *
+ * Attached children name their thread with rcgc_thread_set_name, longer
+ * than the 15 characters pthread_setname_np keeps, so the message must
+ * use rcgc's own copy of the name.
  *
  * The parent process never initialises rcgc, so a child starts clean.
  */
-#include <sys/syscall.h>
-
+#define TEST_NO_TSAN_ATEXIT_SLEEP 1   /* children die on second threads */
 #include "test_util.h"
 
 #include "lib/internal.h"
 
-#define FATAL_EXIT 42
-
-static void exit_handler(const char *message) {
-    size_t len = strlen(message);
-    ssize_t w = write(STDOUT_FILENO, message, len);
-    w += write(STDOUT_FILENO, "\n", 1);
-    (void)w;
-    _exit(FATAL_EXIT);
-}
+#define MAIN_NAME "misuse-main-thread"     /* 18 characters */
 
 /* A handler that returns: rcgc must abort. */
 static void returning_handler(const char *message) {
@@ -29,71 +27,20 @@ static void returning_handler(const char *message) {
     (void)w;
 }
 
-static long gettid_(void) { return (long)syscall(SYS_gettid); }
-
-/* What the child tells the parent before it misbehaves: "key=value" lines
- * on stdout, unbuffered (the fatal handler _exits). */
-static void say(const char *fmt, ...) {
-    char buf[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n > 0) {
-        ssize_t w = write(STDOUT_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-        (void)w;
-    }
-}
-
 static void child_init(void) {
+    rcgc_set_fatal_handler(test_fatal_handler);
     if (rcgc_init(NULL) != 0)
         _exit(3);
-    rcgc_set_fatal_handler(exit_handler);
+    rcgc_thread_set_name(MAIN_NAME);
 }
 
-/* The value of "key=" in the child's output (up to the end of the line). */
-static void value_of(const char *out, const char *key, char *val, size_t cap) {
-    char k[64];
-    snprintf(k, sizeof k, "%s=", key);
-    const char *p = strstr(out, k);
-    if (!p)
-        fail_msg("the child did not say %s; output:\n%s", key, out);
-    p += strlen(k);
-    size_t n = strcspn(p, "\n");
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(val, p, n);
-    val[n] = '\0';
-}
-
-static void expect_contains(const char *out, const char *what) {
-    if (!strstr(out, what))
-        fail_msg("the fatal message lacks \"%s\"; output:\n%s", what, out);
-}
-
-/* Runs fn in a child; it must die through the fatal handler. Returns the
- * output (static buffer). */
-static const char *run_fatal(void (*fn)(void *), void *arg) {
-    static char out[8192];
-    int status = test_fork_run(fn, arg, out, sizeof out);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != FATAL_EXIT)
-        fail_msg("child %s %d, want exit %d through the fatal handler; output:\n%s",
-                 WIFEXITED(status) ? "exited" : "killed by signal",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), FATAL_EXIT, out);
-    expect_contains(out, "rcgc: fatal error: ");
-    return out;
-}
-
-/* The message names the pointer the child reported as ptr=, and the
- * thread it reported as tid=. */
-static void expect_ptr_and_thread(const char *out) {
-    char ptr[64], tid[32], line[96];
-    value_of(out, "ptr", ptr, sizeof ptr);
-    value_of(out, "tid", tid, sizeof tid);
-    expect_contains(strstr(out, "rcgc: fatal error: "), ptr);
-    snprintf(line, sizeof line, "thread: tid %s ", tid);
-    expect_contains(out, line);
-    expect_contains(out, "detected at ");
+/* The message names the pointer the child said as PTR= (after `prefix`)
+ * and the calling thread it said as THREAD=. */
+static void expect_ptr_and_thread(const char *out, const char *msg, const char *prefix) {
+    char want[160];
+    snprintf(want, sizeof want, "%s%s", prefix, test_value_of(out, "PTR"));
+    test_fatal_expect(msg, want);
+    test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
 }
 
 /* ------------------------------------------------------------------------
@@ -104,40 +51,37 @@ static void free_malloced_child(void *arg) {
     (void)arg;
     child_init();
     void *p = malloc(64);
-    say("ptr=%p\ntid=%ld\n", p, gettid_());
+    test_say("PTR=%p\n", p);
+    test_say_thread("THREAD");
     rcgc_free(p);
     _exit(0);
 }
 
 static void test_free_malloced(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(free_malloced_child, NULL);
-    char ptr[64], want[96];
-    value_of(out, "ptr", ptr, sizeof ptr);
-    snprintf(want, sizeof want, "rcgc_free(%s)", ptr);
-    expect_contains(out, want);
-    expect_contains(out, "not in any rcgc arena");
-    expect_ptr_and_thread(out);
-    expect_contains(out, "(rcgc thread #");
+    const char *out;
+    const char *msg = test_fatal_run(free_malloced_child, NULL, &out);
+    expect_ptr_and_thread(out, msg, "rcgc_free(");
+    test_fatal_expect(msg, "not in any rcgc arena");
+    test_fatal_expect(msg, "'" MAIN_NAME "'");
 }
 
 static void free_stack_child(void *arg) {
     (void)arg;
     child_init();
     _Alignas(16) char buf[64];
-    say("ptr=%p\ntid=%ld\n", (void *)buf, gettid_());
+    test_say("PTR=%p\n", (void *)buf);
+    test_say_thread("THREAD");
     rcgc_free(buf);
     _exit(0);
 }
 
 static void test_free_stack_pointer(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(free_stack_child, NULL);
-    char ptr[64], want[96];
-    value_of(out, "ptr", ptr, sizeof ptr);
-    snprintf(want, sizeof want, "rcgc_free(%s)", ptr);
-    expect_contains(out, want);
-    expect_ptr_and_thread(out);
+    const char *out;
+    const char *msg = test_fatal_run(free_stack_child, NULL, &out);
+    expect_ptr_and_thread(out, msg, "rcgc_free(");
+    test_fatal_expect(msg, "not in any rcgc arena");
 }
 
 static void free_misaligned_child(void *arg) {
@@ -146,20 +90,18 @@ static void free_misaligned_child(void *arg) {
     char *p = rcgc_malloc(64);
     if (!p)
         _exit(4);
-    say("ptr=%p\ntid=%ld\n", (void *)(p + 8), gettid_());
+    test_say("PTR=%p\n", (void *)(p + 8));
+    test_say_thread("THREAD");
     rcgc_free(p + 8);
     _exit(0);
 }
 
 static void test_free_misaligned(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(free_misaligned_child, NULL);
-    char ptr[64], want[96];
-    value_of(out, "ptr", ptr, sizeof ptr);
-    snprintf(want, sizeof want, "rcgc_free(%s)", ptr);
-    expect_contains(out, want);
-    expect_contains(out, "aligned");
-    expect_ptr_and_thread(out);
+    const char *out;
+    const char *msg = test_fatal_run(free_misaligned_child, NULL, &out);
+    expect_ptr_and_thread(out, msg, "rcgc_free(");
+    test_fatal_expect(msg, "not 16-byte aligned");
 }
 
 /* A huge block's arena is unmapped when it is freed: a second free names
@@ -171,19 +113,18 @@ static void double_free_huge_child(void *arg) {
     if (!p)
         _exit(4);
     rcgc_free(p);
-    say("ptr=%p\ntid=%ld\n", p, gettid_());
+    test_say("PTR=%p\n", p);
+    test_say_thread("THREAD");
     rcgc_free(p);
     _exit(0);
 }
 
 static void test_double_free_huge(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(double_free_huge_child, NULL);
-    char ptr[64], want[96];
-    value_of(out, "ptr", ptr, sizeof ptr);
-    snprintf(want, sizeof want, "rcgc_free(%s)", ptr);
-    expect_contains(out, want);
-    expect_ptr_and_thread(out);
+    const char *out;
+    const char *msg = test_fatal_run(double_free_huge_child, NULL, &out);
+    expect_ptr_and_thread(out, msg, "rcgc_free(");
+    test_fatal_expect(msg, "already released");
 }
 
 /* A large block's span goes back to its (cached) arena: a second free
@@ -196,16 +137,24 @@ static void double_free_large_child(void *arg) {
     if (!p || !keep)
         _exit(4);
     rcgc_free(p);
-    say("ptr=%p\ntid=%ld\n", p, gettid_());
+    test_say("PTR=%p\n", p);
+    test_say_thread("THREAD");
     rcgc_free(p);
     _exit(0);
 }
 
 static void test_double_free_large(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(double_free_large_child, NULL);
-    expect_contains(out, "double free");
-    expect_ptr_and_thread(out);
+    const char *out;
+    const char *msg = test_fatal_run(double_free_large_child, NULL, &out);
+#if RCGC_DEBUG_LEVEL >= 2
+    /* rcgc_free's block-start check sees it first. */
+    expect_ptr_and_thread(out, msg, "rcgc_free(");
+    test_fatal_expect(msg, "its span was freed");
+#else
+    expect_ptr_and_thread(out, msg, "free of ");
+    test_fatal_expect(msg, "double free");
+#endif
 }
 
 #if RCGC_DEBUG_LEVEL >= 2
@@ -216,20 +165,18 @@ static void free_interior_child(void *arg) {
     char *p = rcgc_malloc(256);
     if (!p)
         _exit(4);
-    say("ptr=%p\ntid=%ld\n", (void *)(p + 32), gettid_());
+    test_say("PTR=%p\n", (void *)(p + 32));
+    test_say_thread("THREAD");
     rcgc_free(p + 32);
     _exit(0);
 }
 
 static void test_free_interior(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(free_interior_child, NULL);
-    char ptr[64], want[96];
-    value_of(out, "ptr", ptr, sizeof ptr);
-    snprintf(want, sizeof want, "rcgc_free(%s)", ptr);
-    expect_contains(out, want);
-    expect_contains(out, "inside a block");
-    expect_ptr_and_thread(out);
+    const char *out;
+    const char *msg = test_fatal_run(free_interior_child, NULL, &out);
+    expect_ptr_and_thread(out, msg, "rcgc_free(");
+    test_fatal_expect(msg, "not at the start of a block");
 }
 #endif
 
@@ -237,19 +184,17 @@ static void usable_size_foreign_child(void *arg) {
     (void)arg;
     child_init();
     static _Alignas(16) char buf[64];
-    say("ptr=%p\ntid=%ld\n", (void *)buf, gettid_());
+    test_say("PTR=%p\n", (void *)buf);
+    test_say_thread("THREAD");
     (void)rcgc_usable_size(buf);
     _exit(0);
 }
 
 static void test_usable_size_foreign(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(usable_size_foreign_child, NULL);
-    char ptr[64], want[96];
-    value_of(out, "ptr", ptr, sizeof ptr);
-    snprintf(want, sizeof want, "rcgc_usable_size(%s)", ptr);
-    expect_contains(out, want);
-    expect_ptr_and_thread(out);
+    const char *out;
+    const char *msg = test_fatal_run(usable_size_foreign_child, NULL, &out);
+    expect_ptr_and_thread(out, msg, "rcgc_usable_size(");
 }
 
 /* ------------------------------------------------------------------------
@@ -259,7 +204,7 @@ static void test_usable_size_foreign(void **state) {
 static void *unattached_malloc_thread(void *arg) {
     (void)arg;
     pthread_setname_np(pthread_self(), "rogue");
-    say("tid=%ld\n", gettid_());
+    test_say_thread("THREAD");
     (void)rcgc_malloc(16);
     _exit(0);
 }
@@ -270,22 +215,22 @@ static void unattached_child(void *arg) {
     pthread_t t;
     if (pthread_create(&t, NULL, unattached_malloc_thread, NULL) != 0)
         _exit(5);
+    rcgc_blocking_begin();
     pthread_join(t, NULL);
     _exit(0);
 }
 
 static void test_malloc_unattached_thread(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(unattached_child, NULL);
-    char tid[32], line[96];
-    value_of(out, "tid", tid, sizeof tid);
-    expect_contains(out, "rcgc_malloc called from a thread that is not attached");
-    snprintf(line, sizeof line, "thread: tid %s \"rogue\" (not attached)", tid);
-    expect_contains(out, line);
+    const char *out;
+    const char *msg = test_fatal_run(unattached_child, NULL, &out);
+    test_fatal_expect(msg, "rcgc_malloc called from a thread that is not attached");
+    test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
+    test_fatal_expect(msg, "'rogue', not attached to rcgc");
 }
 
 static void *unattached_free_thread(void *arg) {
-    say("tid=%ld\n", gettid_());
+    test_say_thread("THREAD");
     rcgc_free(arg);
     _exit(0);
 }
@@ -297,52 +242,225 @@ static void unattached_free_child(void *arg) {
     pthread_t t;
     if (!p || pthread_create(&t, NULL, unattached_free_thread, p) != 0)
         _exit(5);
+    rcgc_blocking_begin();
     pthread_join(t, NULL);
     _exit(0);
 }
 
 static void test_free_unattached_thread(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(unattached_free_child, NULL);
-    char tid[32], line[96];
-    value_of(out, "tid", tid, sizeof tid);
-    expect_contains(out, "rcgc_free called from a thread that is not attached");
-    snprintf(line, sizeof line, "thread: tid %s ", tid);
-    expect_contains(out, line);
-    expect_contains(out, "(not attached)");
+    const char *out;
+    const char *msg = test_fatal_run(unattached_free_child, NULL, &out);
+    test_fatal_expect(msg, "rcgc_free called from a thread that is not attached");
+    test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
 }
 
 static void before_init_child(void *arg) {
     (void)arg;
-    rcgc_set_fatal_handler(exit_handler);
-    say("tid=%ld\n", gettid_());
+    rcgc_set_fatal_handler(test_fatal_handler);
+    test_say_thread("THREAD");
     (void)rcgc_malloc(16);
     _exit(0);
 }
 
 static void test_malloc_before_init(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(before_init_child, NULL);
-    char tid[32], line[96];
-    value_of(out, "tid", tid, sizeof tid);
-    expect_contains(out, "rcgc_malloc called before rcgc_init");
-    snprintf(line, sizeof line, "thread: tid %s ", tid);
-    expect_contains(out, line);
+    const char *out;
+    const char *msg = test_fatal_run(before_init_child, NULL, &out);
+    test_fatal_expect(msg, "rcgc_malloc called before rcgc_init");
+    test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
+}
+
+/* After rcgc_shutdown the runtime is gone: the same message. */
+static void after_shutdown_child(void *arg) {
+    (void)arg;
+    child_init();
+    rcgc_shutdown();
+    test_say_thread("THREAD");
+    (void)rcgc_new(&(rcgc_type){.name = "late", .size = 16});
+    _exit(0);
+}
+
+static void test_new_after_shutdown(void **state) {
+    TEST_BEGIN(state);
+    const char *out;
+    const char *msg = test_fatal_run(after_shutdown_child, NULL, &out);
+    test_fatal_expect(msg, "rcgc_new called before rcgc_init (or after rcgc_shutdown)");
+    test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
 }
 
 static void detach_unattached_child(void *arg) {
     (void)arg;
     child_init();
     rcgc_thread_detach();
-    say("tid=%ld\n", gettid_());
+    test_say_thread("THREAD");
     rcgc_thread_detach();
     _exit(0);
 }
 
 static void test_detach_twice(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(detach_unattached_child, NULL);
-    expect_contains(out, "rcgc_thread_detach called from a thread that is not attached");
+    const char *out;
+    const char *msg = test_fatal_run(detach_unattached_child, NULL, &out);
+    test_fatal_expect(msg, "rcgc_thread_detach called from a thread that is not attached");
+    test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
+}
+
+/* Every entry point that needs an attached thread says so, by name, when
+ * called from one that is not. */
+static const rcgc_type probe_type = {.name = "probe", .size = 32};
+static void *probe_obj;
+static void *probe_slot;
+
+static void call_new(void) { (void)rcgc_new(&probe_type); }
+static void call_new_var(void) { (void)rcgc_new_var(&probe_type, 64); }
+static void call_incref(void) { rcgc_incref(probe_obj); }
+static void call_decref(void) { rcgc_decref(probe_obj); }
+static void call_set(void) { rcgc_set(&probe_slot, probe_obj); }
+static void call_load_ref(void) { (void)rcgc_load_ref(&probe_slot); }
+static void call_immortalize(void) { rcgc_immortalize(probe_obj); }
+static void call_malloc(void) { (void)rcgc_malloc(8); }
+static void call_calloc(void) { (void)rcgc_calloc(2, 8); }
+static void call_heap_collect(void) { rcgc_heap_collect(); }
+static void call_set_name(void) { rcgc_thread_set_name("x"); }
+static void call_blocking_begin(void) { rcgc_blocking_begin(); }
+static void call_blocking_end(void) { rcgc_blocking_end(); }
+static void call_collect(void) { (void)rcgc_collect(); }
+static void call_collect_young(void) { (void)rcgc_collect_young(); }
+static int visit_none(void *o, void *arg) {
+    (void)o;
+    (void)arg;
+    return 0;
+}
+static void call_get_objects(void) { (void)rcgc_gc_get_objects(visit_none, NULL); }
+static void call_get_referrers(void) { (void)rcgc_gc_get_referrers(probe_obj, visit_none, NULL); }
+static void call_get_referents(void) { (void)rcgc_gc_get_referents(probe_obj, visit_none, NULL); }
+static void call_get_garbage(void) { (void)rcgc_gc_get_garbage(visit_none, NULL); }
+static void call_clear_garbage(void) { (void)rcgc_gc_clear_garbage(); }
+static void call_freeze(void) { rcgc_gc_freeze(); }
+static void call_unfreeze(void) { rcgc_gc_unfreeze(); }
+static void call_weakref_new(void) { (void)rcgc_weakref_new(probe_obj, NULL, NULL); }
+static rcgc_weakref *probe_weak;
+static void call_weakref_get(void) { (void)rcgc_weakref_get(probe_weak); }
+static void call_weakref_free(void) { rcgc_weakref_free(probe_weak); }
+
+typedef struct {
+    const char *name;       /* what the message says */
+    void (*call)(void);
+    int object;             /* the object path: the message describes the object too */
+} entry;
+
+#define UNATTACHED 0
+#define UNATTACHED_OBJ 1
+
+static const entry entries[] = {
+    {"rcgc_new", call_new, UNATTACHED},
+    {"rcgc_new", call_new_var, UNATTACHED},
+    {"rcgc_incref", call_incref, UNATTACHED_OBJ},
+    {"rcgc_decref", call_decref, UNATTACHED_OBJ},
+    {"rcgc_incref", call_set, UNATTACHED_OBJ},
+    {"rcgc_load_ref", call_load_ref, UNATTACHED},
+    {"rcgc_immortalize", call_immortalize, UNATTACHED},
+    {"rcgc_malloc", call_malloc, UNATTACHED},
+    {"rcgc_malloc", call_calloc, UNATTACHED},
+    {"rcgc_heap_collect", call_heap_collect, UNATTACHED},
+    {"rcgc_thread_set_name", call_set_name, UNATTACHED},
+    {"rcgc_blocking_begin", call_blocking_begin, UNATTACHED},
+    {"rcgc_blocking_end", call_blocking_end, UNATTACHED},
+    {"rcgc_collect", call_collect, UNATTACHED},
+    {"rcgc_collect", call_collect_young, UNATTACHED},
+    {"rcgc_gc_get_objects", call_get_objects, UNATTACHED},
+    {"rcgc_gc_get_referrers", call_get_referrers, UNATTACHED},
+    {"rcgc_gc_get_referents", call_get_referents, UNATTACHED},
+    {"rcgc_gc_get_garbage", call_get_garbage, UNATTACHED},
+    {"rcgc_gc_clear_garbage", call_clear_garbage, UNATTACHED},
+    {"rcgc_gc_freeze", call_freeze, UNATTACHED},
+    {"rcgc_gc_unfreeze", call_unfreeze, UNATTACHED},
+    {"rcgc_weakref_new", call_weakref_new, UNATTACHED},
+    {"rcgc_weakref_get", call_weakref_get, UNATTACHED},
+    {"rcgc_weakref_free", call_weakref_free, UNATTACHED},
+};
+
+static void *entry_thread(void *arg) {
+    const entry *e = arg;
+    pthread_setname_np(pthread_self(), "unattached");
+    test_say_thread("THREAD");
+    e->call();
+    test_say("RETURNED\n");
+    _exit(0);
+}
+
+static void entry_child(void *arg) {
+    child_init();
+    probe_obj = rcgc_new(&probe_type);
+    probe_weak = rcgc_weakref_new(probe_obj, NULL, NULL);
+    if (!probe_obj || !probe_weak)
+        _exit(4);
+    test_say("PTR=%p\n", probe_obj);
+    pthread_t t;
+    if (pthread_create(&t, NULL, entry_thread, arg) != 0)
+        _exit(5);
+    rcgc_blocking_begin();
+    pthread_join(t, NULL);
+    _exit(0);
+}
+
+static void test_every_entry_point_unattached(void **state) {
+    TEST_BEGIN(state);
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
+        const entry *e = &entries[i];
+        const char *out;
+        const char *msg = test_fatal_run(entry_child, (void *)e, &out);
+        char want[160];
+        snprintf(want, sizeof want, "%s%s", e->name,
+                 e->object ? " from a thread that is not attached"
+                           : " called from a thread that is not attached");
+        test_fatal_expect(msg, want);
+        test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
+        test_fatal_expect(msg, "'unattached', not attached to rcgc");
+        if (e->object) {    /* the object, its type and owner too */
+            char obj[80];
+            snprintf(obj, sizeof obj, "object %s of type 'probe'", test_value_of(out, "PTR"));
+            test_fatal_expect(msg, obj);
+            test_fatal_expect(msg, "owner rcgc thread #1 '" MAIN_NAME "'");
+        }
+    }
+    print_message("%zu entry points called from an unattached thread: each named\n",
+                  sizeof entries / sizeof entries[0]);
+}
+
+/* Blocking regions do not nest. */
+static void nested_blocking_child(void *arg) {
+    (void)arg;
+    child_init();
+    rcgc_blocking_begin();
+    test_say_thread("THREAD");
+    rcgc_blocking_begin();
+    _exit(0);
+}
+
+static void test_blocking_begin_nested(void **state) {
+    TEST_BEGIN(state);
+    const char *out;
+    const char *msg = test_fatal_run(nested_blocking_child, NULL, &out);
+    test_fatal_expect(msg, "rcgc_blocking_begin: the thread is already in a blocking region");
+    test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
+}
+
+static void blocking_end_child(void *arg) {
+    (void)arg;
+    child_init();
+    test_say_thread("THREAD");
+    rcgc_blocking_end();
+    _exit(0);
+}
+
+static void test_blocking_end_without_begin(void **state) {
+    TEST_BEGIN(state);
+    const char *out;
+    const char *msg = test_fatal_run(blocking_end_child, NULL, &out);
+    test_fatal_expect(msg, "rcgc_blocking_end without rcgc_blocking_begin");
+    test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
 }
 
 typedef struct {
@@ -353,8 +471,10 @@ static void *attached_holder(void *arg) {
     hold_arg *h = arg;
     if (rcgc_thread_attach() != 0)
         _exit(6);
-    pthread_setname_np(pthread_self(), "holder");
+    rcgc_thread_set_name("holder-thread-long");
+    test_say_thread("HOLDER");
     test_gate_set(&h->gate, 1);
+    rcgc_blocking_begin();
     for (;;)
         pause();    /* the child ends in the fatal handler */
     return NULL;
@@ -369,19 +489,18 @@ static void shutdown_with_thread_child(void *arg) {
     if (pthread_create(&t, NULL, attached_holder, &h) != 0)
         _exit(5);
     test_gate_wait(&h.gate, 1);
-    say("tid=%ld\n", gettid_());
+    test_say_thread("THREAD");
     rcgc_shutdown();
     _exit(0);
 }
 
 static void test_shutdown_with_thread_attached(void **state) {
     TEST_BEGIN(state);
-    const char *out = run_fatal(shutdown_with_thread_child, NULL);
-    char tid[32], line[96];
-    value_of(out, "tid", tid, sizeof tid);
-    expect_contains(out, "rcgc_shutdown called while 1 other thread(s) are still attached");
-    snprintf(line, sizeof line, "thread: tid %s ", tid);
-    expect_contains(out, line);
+    const char *out;
+    const char *msg = test_fatal_run(shutdown_with_thread_child, NULL, &out);
+    test_fatal_expect(msg, "rcgc_shutdown called while 1 other thread(s) are still attached");
+    test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
+    test_fatal_expect_thread(out, msg, "HOLDER", "still attached: ");
 }
 
 /* ------------------------------------------------------------------------
@@ -395,7 +514,8 @@ static void default_handler_child(void *arg) {
     if (rcgc_init(NULL) != 0)
         _exit(3);
     void *p = malloc(32);
-    say("ptr=%p\ntid=%ld\n", p, gettid_());
+    test_say("PTR=%p\n", p);
+    test_say_thread("THREAD");
     rcgc_free(p);
     _exit(0);
 }
@@ -408,8 +528,9 @@ static void test_default_handler_aborts(void **state) {
         fail_msg("child %s %d, want SIGABRT; output:\n%s",
                  WIFEXITED(status) ? "exited" : "killed by signal",
                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), out);
-    expect_contains(out, "rcgc: fatal error: rcgc_free(");
-    expect_ptr_and_thread(out);
+    test_fatal_expect(out, "rcgc: fatal error: rcgc_free(");
+    expect_ptr_and_thread(out, out, "rcgc_free(");
+    test_fatal_expect(out, "detected at lib/malloc.c:");
 }
 
 /* A handler that returns: rcgc aborts anyway. */
@@ -430,16 +551,16 @@ static void test_returning_handler_aborts(void **state) {
         fail_msg("child %s %d, want SIGABRT; output:\n%s",
                  WIFEXITED(status) ? "exited" : "killed by signal",
                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), out);
-    expect_contains(out, "rcgc_free(0x1000)");
+    test_fatal_expect(out, "rcgc_free(0x1000)");
 }
 
 /* rcgc_set_fatal_handler returns the previous handler; NULL restores the
  * default. */
 static void test_set_handler_returns_previous(void **state) {
     TEST_BEGIN(state);
-    rcgc_fatal_handler def = rcgc_set_fatal_handler(exit_handler);
+    rcgc_fatal_handler def = rcgc_set_fatal_handler(test_fatal_handler);
     assert_non_null(def);
-    assert_ptr_equal(rcgc_set_fatal_handler(returning_handler), exit_handler);
+    assert_ptr_equal(rcgc_set_fatal_handler(returning_handler), test_fatal_handler);
     assert_ptr_equal(rcgc_set_fatal_handler(NULL), returning_handler);
     assert_ptr_equal(rcgc_set_fatal_handler(NULL), def);
 }
@@ -459,7 +580,11 @@ int main(void) {
         cmocka_unit_test(test_malloc_unattached_thread),
         cmocka_unit_test(test_free_unattached_thread),
         cmocka_unit_test(test_malloc_before_init),
+        cmocka_unit_test(test_new_after_shutdown),
         cmocka_unit_test(test_detach_twice),
+        cmocka_unit_test(test_every_entry_point_unattached),
+        cmocka_unit_test(test_blocking_begin_nested),
+        cmocka_unit_test(test_blocking_end_without_begin),
         cmocka_unit_test(test_shutdown_with_thread_attached),
         cmocka_unit_test(test_default_handler_aborts),
         cmocka_unit_test(test_returning_handler_aborts),

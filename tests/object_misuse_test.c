@@ -1,63 +1,31 @@
 /*
- * object_misuse_test: misuse that would corrupt memory is detected and
- * reported through the fatal-error handler, with a message that names the
- * object, its type, its counts and the thread (DESIGN.md, "Errors").
+ * object_misuse_test: misuse of objects that would corrupt memory is
+ * detected and reported through the fatal-error handler, with a message
+ * that names the object (its address), its type, its counts, its owner
+ * thread and the calling thread (DESIGN.md, "Errors").
  *
  * Each case runs in a forked child: this process never initialises rcgc
- * (liburcu's call_rcu thread does not survive a fork), the child calls
- * rcgc_init itself after installing a fatal handler that writes the message
- * to stdout and exits with status 42. Before the misuse the child prints
- * "OBJ=<address>" (printf %p of the payload pointer); the parent checks the
- * exit status and the message.
+ * (liburcu's call_rcu thread does not survive a fork); the child installs
+ * test_fatal_handler, calls rcgc_init, names its thread, and before the
+ * misuse says what the message must name: OBJ=<address>, and THREAD= (or
+ * OWNER=) lines from the thread concerned (test_say_thread). The parent
+ * checks the exit status and the message.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#define TEST_NO_TSAN_ATEXIT_SLEEP 1   /* children die on second threads */
+#include "test_util.h"
 
-#include <cmocka.h>
-
-#include "rcgc.h"
-
-#define CHILD_EXIT_FATAL 42     /* the handler ran */
-#define CHILD_EXIT_SETUP 43     /* the child could not set up the case */
-#define CHILD_EXIT_NONE  44     /* the misuse went unreported */
+#define MAIN_NAME  "object-misuse-main"     /* longer than pthread's 15 */
+#define OTHER_NAME "object-misuse-other"
 
 /* ------------------------------------------------------------------------
  * In the child
  * ------------------------------------------------------------------------ */
 
-static void write_all(int fd, const char *s, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
 /* Memory the handler dumps after the message ("DUMP=<hex>"), if set. */
 static const unsigned char *dump_on_fatal;
 static size_t dump_len;
 
-static void fatal_to_stdout(const char *message) {
-    static const char begin[] = "FATAL<<";
-    static const char end[] = ">>\n";
-    write_all(STDOUT_FILENO, begin, sizeof begin - 1);
-    write_all(STDOUT_FILENO, message, strlen(message));
-    write_all(STDOUT_FILENO, end, sizeof end - 1);
+static void dumping_handler(const char *message) {
     if (dump_on_fatal) {
         static const char hex[] = "0123456789abcdef";
         char line[8 + 2 * 64 + 2] = "DUMP=";
@@ -67,23 +35,23 @@ static void fatal_to_stdout(const char *message) {
             line[n++] = hex[dump_on_fatal[i] & 15];
         }
         line[n++] = '\n';
-        write_all(STDOUT_FILENO, line, n);
+        test_write_all(line, n);
     }
-    _exit(CHILD_EXIT_FATAL);
+    test_fatal_handler(message);
 }
 
 #define SETUP_CHECK(cond)                                                        \
     do {                                                                         \
         if (!(cond)) {                                                           \
-            printf("setup failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);    \
-            fflush(stdout);                                                      \
-            _exit(CHILD_EXIT_SETUP);                                             \
+            test_say("setup failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);  \
+            _exit(43);                                                           \
         }                                                                        \
     } while (0)
 
+/* The object and the thread about to misuse it. */
 static void announce(const void *o) {
-    printf("OBJ=%p\n", o);
-    fflush(stdout);
+    test_say("OBJ=%p\n", o);
+    test_say_thread("THREAD");
 }
 
 static const rcgc_type victim_type = {
@@ -106,8 +74,12 @@ typedef struct {
 
 static void *thread_main(void *p) {
     thread_job *j = p;
-    if (j->attach)
+    if (j->attach) {
         SETUP_CHECK(rcgc_thread_attach() == 0);
+        rcgc_thread_set_name(OTHER_NAME);
+    } else {
+        pthread_setname_np(pthread_self(), "unattached");
+    }
     j->fn(j->arg);
     if (j->attach)
         rcgc_thread_detach();
@@ -124,14 +96,17 @@ static void on_thread(void (*fn)(void *), void *arg, int attach) {
 }
 
 static void t_incref(void *o) { rcgc_incref(o); }
-static void t_decref(void *o) { rcgc_decref(o); }
+static void t_say_incref(void *o) {
+    test_say_thread("THREAD");
+    rcgc_incref(o);
+}
+static void t_say_decref(void *o) {
+    test_say_thread("THREAD");
+    rcgc_decref(o);
+}
 static void t_decref_twice(void *o) {
     rcgc_decref(o);
     rcgc_decref(o);
-}
-static void t_new(void *unused) {
-    (void)unused;
-    rcgc_new(&victim_type);
 }
 
 /* The cases. Each ends in a fatal error (or returns: unreported). */
@@ -139,9 +114,9 @@ static void t_new(void *unused) {
 /* A non-owner decrements a freed object (the slow path sees it). */
 static void case_decref_freed_by_other_thread(void) {
     void *o = rcgc_new(&victim_type);
-    announce(o);
+    test_say("OBJ=%p\n", o);
     rcgc_decref(o);
-    on_thread(t_decref, o, 1);
+    on_thread(t_say_decref, o, 1);
 }
 
 /* The thread that owned and freed the object decrements it again. */
@@ -154,9 +129,9 @@ static void case_decref_freed_by_former_owner(void) {
 
 static void case_incref_freed_by_other_thread(void) {
     void *o = rcgc_new(&victim_type);
-    announce(o);
+    test_say("OBJ=%p\n", o);
     rcgc_decref(o);
-    on_thread(t_incref, o, 1);
+    on_thread(t_say_incref, o, 1);
 }
 
 static void case_incref_freed_by_former_owner(void) {
@@ -171,6 +146,7 @@ static void case_incref_freed_by_former_owner(void) {
 static void case_below_zero_at_merge(void) {
     void *o = rcgc_new(&victim_type);     /* the reference handed to the other thread */
     announce(o);
+    test_say_thread("OWNER");
     on_thread(t_decref_twice, o, 1);
     rcgc_safepoint();                       /* the owner merges */
 }
@@ -191,11 +167,60 @@ static void case_below_zero_when_owner_gives_up(void) {
  * thread, whose next decrement is reported. */
 static void case_owner_over_decref_after_giving_up(void) {
     void *o = rcgc_new(&victim_type);
-    announce(o);
+    test_say("OBJ=%p\n", o);
     on_thread(t_incref, o, 1);              /* the other thread's reference */
     rcgc_decref(o);                         /* local 1 -> 0: merged, shared 1 */
     rcgc_decref(o);                         /* misuse: takes the other's reference */
-    on_thread(t_decref, o, 1);              /* the rightful last decref */
+    on_thread(t_say_decref, o, 1);          /* the rightful last decref */
+}
+
+/* An object decrements itself while it dies (its count is already zero):
+ * on its owner, through the owner's count. */
+static void selfish_clear(void *self) { rcgc_decref(self); }
+static const rcgc_type self_decref_type = {
+    .name = "self_decref_on_clear",
+    .size = 40,
+    .clear = selfish_clear,
+};
+static void case_owner_decref_at_zero(void) {
+    void *o = rcgc_new(&self_decref_type);
+    announce(o);
+    test_say_thread("OWNER");
+    rcgc_decref(o);                         /* dies; its clear decrefs it again */
+}
+
+/* The same on a merged object (no owner): through the shared count, and
+ * an increment of a dying object. */
+static void self_decref_destroy(void *self) { rcgc_decref(self); }
+static void self_incref_destroy(void *self) { rcgc_incref(self); }
+static const rcgc_type merged_self_decref_type = {
+    .name = "self_decref_on_destroy",
+    .size = 40,
+    .destroy = self_decref_destroy,
+};
+static const rcgc_type merged_self_incref_type = {
+    .name = "self_incref_on_destroy",
+    .size = 40,
+    .destroy = self_incref_destroy,
+};
+static const rcgc_type *merged_type;
+static void *merged_obj;
+static void t_make_merged_of_type(void *unused) {
+    (void)unused;
+    merged_obj = rcgc_new(merged_type);
+    SETUP_CHECK(merged_obj);
+}
+static void case_merged_decref_at_zero(void) {
+    merged_type = &merged_self_decref_type;
+    on_thread(t_make_merged_of_type, NULL, 1);
+    announce(merged_obj);
+    rcgc_decref(merged_obj);
+}
+static void case_merged_incref_at_zero(void) {
+    merged_type = &merged_self_incref_type;
+    on_thread(t_make_merged_of_type, NULL, 1);
+    announce(merged_obj);
+    rcgc_decref(merged_obj);
 }
 
 /* A pointer rcgc never allocated, whose "header" is all zero. */
@@ -203,8 +228,8 @@ static _Alignas(16) unsigned char fake_block[48];
 
 static void case_foreign_pointer_decref(void) {
     void *p = fake_block + 32;              /* 16-byte aligned "payload" */
-    announce(p);
-    on_thread(t_decref, p, 1);
+    test_say("OBJ=%p\n", p);
+    on_thread(t_say_decref, p, 1);
 }
 
 /* The same, and rcgc must not write into memory it does not own. */
@@ -217,8 +242,8 @@ static void case_foreign_pointer_decref_dump(void) {
 /* An increment through a pointer rcgc never allocated. */
 static void case_foreign_pointer_incref(void) {
     void *p = fake_block + 32;
-    announce(p);
-    on_thread(t_incref, p, 1);
+    test_say("OBJ=%p\n", p);
+    on_thread(t_say_incref, p, 1);
 }
 
 /* A foreign pointer whose "header" is not zero: its owner field points
@@ -231,13 +256,14 @@ static void case_foreign_pointer_garbage_header_decref(void) {
     memcpy(garbage_block, &bogus_owner, sizeof bogus_owner);
     memcpy(garbage_block + sizeof bogus_owner, &local, sizeof local);
     void *p = garbage_block + 32;
-    announce(p);
-    on_thread(t_decref, p, 1);
+    test_say("OBJ=%p\n", p);
+    on_thread(t_say_decref, p, 1);
 }
 
 static void case_load_ref_not_shared_read(void) {
     void *o = rcgc_new(&victim_type);
     announce(o);
+    test_say_thread("OWNER");
     void *slot = o;
     rcgc_load_ref(&slot);
 }
@@ -252,243 +278,164 @@ static void case_load_ref_shared_read_ok_then_plain(void) {
     case_load_ref_not_shared_read();
 }
 
-static void case_new_unattached(void) { on_thread(t_new, NULL, 0); }
+/* A slot still holding an object whose last reference was dropped. */
+static void case_load_ref_dead_slot(void) {
+    void *o = rcgc_new(&shared_read_type);
+    announce(o);
+    void *slot = o;
+    rcgc_decref(o);                         /* dead; its memory waits a grace period */
+    rcgc_load_ref(&slot);
+}
+
+/* Only the owner may make an object immortal. */
+static void *immortal_victim;
+static void t_immortalize(void *o) {
+    test_say_thread("THREAD");
+    rcgc_immortalize(o);
+}
+static void case_immortalize_not_owner(void) {
+    immortal_victim = rcgc_new(&victim_type);
+    test_say("OBJ=%p\n", immortal_victim);
+    test_say_thread("OWNER");
+    on_thread(t_immortalize, immortal_victim, 1);
+}
 
 static void case_decref_unattached(void) {
     void *o = rcgc_new(&victim_type);
     rcgc_incref(o);
-    announce(o);
-    on_thread(t_decref, o, 0);
+    test_say("OBJ=%p\n", o);
+    test_say_thread("OWNER");
+    on_thread(t_say_decref, o, 0);
 }
 
-static void case_blocking_end_without_begin(void) { rcgc_blocking_end(); }
+/* Weak references. */
+static void case_weakref_to_freed(void) {
+    void *o = rcgc_new(&victim_type);
+    announce(o);
+    rcgc_decref(o);
+    (void)rcgc_weakref_new(o, NULL, NULL);
+}
+
+static void case_weakref_to_foreign(void) {
+    void *p = fake_block + 32;
+    announce(p);
+    (void)rcgc_weakref_new(p, NULL, NULL);
+}
 
 /* ------------------------------------------------------------------------
  * In the parent
  * ------------------------------------------------------------------------ */
 
-/* Run fn in a child; collect its stdout+stderr. Returns the wait status. */
-static int run_child(void (*fn)(void), char *out, size_t cap) {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* cmocka's handlers would turn a crash into a confusing exit. */
-        static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS};
-        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-            signal(sigs[i], SIG_DFL);
-        close(fds[0]);
-        dup2(fds[1], STDOUT_FILENO);
-        dup2(fds[1], STDERR_FILENO);
-        close(fds[1]);
-        rcgc_set_fatal_handler(fatal_to_stdout);
-        SETUP_CHECK(rcgc_init(NULL) == 0);
-        fn();
-        printf("NO FATAL ERROR\n");
-        fflush(stdout);
-        _exit(CHILD_EXIT_NONE);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(fds[0], out + len, cap - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len == cap - 1)
-            break;
-    }
-    out[len] = '\0';
-    close(fds[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        assert_int_equal(errno, EINTR);
-    return status;
+static void (*current_case)(void);
+
+static void run_case(void *arg) {
+    (void)arg;
+    rcgc_set_fatal_handler(dumping_handler);
+    SETUP_CHECK(rcgc_init(NULL) == 0);
+    rcgc_thread_set_name(MAIN_NAME);
+    current_case();
+    test_say("NO FATAL ERROR\n");
+    _exit(44);
 }
 
 enum {
-    EXPECT_OBJECT = 1,  /* the message names the announced address */
+    EXPECT_OBJECT = 1,  /* the message names the announced address and the type */
     EXPECT_COUNTS = 2,  /* ... and its local and shared counts */
+    EXPECT_OWNER  = 4,  /* ... and its owner, as the child said OWNER= */
+    EXPECT_FOREIGN = 8, /* the address, as not rcgc's */
 };
 
 typedef struct {
     void (*fn)(void);
     unsigned flags;
+    const char *type;       /* the type the message names (EXPECT_OBJECT) */
     const char *must[6];    /* substrings of the message, NULL-terminated */
 } misuse_case;
 
-static void check_case(const misuse_case *c) {
-    char out[16384];
-    int status = run_child(c->fn, out, sizeof out);
-    int ok_status = WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_FATAL;
-    if (!ok_status) {
-        if (WIFSIGNALED(status))
-            print_error("the child was killed by signal %d (%s) instead of reporting; output:\n%s\n",
-                        WTERMSIG(status), strsignal(WTERMSIG(status)), out);
-        else
-            print_error("the child exited with status %d instead of %d; output:\n%s\n",
-                        WEXITSTATUS(status), CHILD_EXIT_FATAL, out);
-        fail();
-    }
-    char *msg = strstr(out, "FATAL<<");
-    assert_non_null(msg);
-    msg += 7;
-    char *end = strstr(msg, ">>\n");
-    assert_non_null(end);
-    *end = '\0';
-    print_message("%s\n", msg);
-
-    if (!strstr(msg, "thread")) {
-        print_error("the message does not name the thread\n");
-        fail();
-    }
-    if (c->flags & EXPECT_OBJECT) {
-        char *obj = strstr(out, "OBJ=");
-        assert_non_null(obj);
-        char addr[64];
-        size_t n = strcspn(obj + 4, "\n");
-        assert_true(n > 0 && n < sizeof addr);
-        memcpy(addr, obj + 4, n);
-        addr[n] = '\0';
-        if (!strstr(msg, addr)) {
-            print_error("the message does not name the object %s\n", addr);
-            fail();
-        }
+static const char *check_case(const misuse_case *c) {
+    current_case = c->fn;
+    const char *out;
+    const char *msg = test_fatal_run(run_case, NULL, &out);
+    test_fatal_expect_thread(out, msg, "THREAD", "calling thread: ");
+    if (c->flags & (EXPECT_OBJECT | EXPECT_FOREIGN)) {
+        char want[160];
+        snprintf(want, sizeof want, c->flags & EXPECT_FOREIGN ? "pointer %s: not an object"
+                                                              : "object %s of type '%s'",
+                 test_value_of(out, "OBJ"), c->type);
+        test_fatal_expect(msg, want);
     }
     if (c->flags & EXPECT_COUNTS) {
-        if (!strstr(msg, "local count") || !strstr(msg, "shared count")) {
-            print_error("the message does not give the object's counts\n");
-            fail();
-        }
+        test_fatal_expect(msg, "local count");
+        test_fatal_expect(msg, "shared count");
     }
-    for (int i = 0; c->must[i]; i++) {
-        if (!strstr(msg, c->must[i])) {
-            print_error("the message lacks \"%s\"\n", c->must[i]);
-            fail();
-        }
-    }
+    if (c->flags & EXPECT_OWNER)
+        test_fatal_expect_thread(out, msg, "OWNER", "owner ");
+    for (int i = 0; c->must[i]; i++)
+        test_fatal_expect(msg, c->must[i]);
+    return out;
 }
 
 #define OBJ_COUNTS (EXPECT_OBJECT | EXPECT_COUNTS)
+#define V "victim_type"
 
-static void test_decref_freed_by_other_thread(void **state) {
-    (void)state;
-    misuse_case c = {case_decref_freed_by_other_thread, OBJ_COUNTS, {"rcgc_decref", "freed", NULL}};
-    check_case(&c);
-}
+#define CASE(name, ...)                                                      \
+    static void test_##name(void **state) {                                  \
+        TEST_BEGIN(state);                                                   \
+        misuse_case c = {case_##name, __VA_ARGS__};                          \
+        check_case(&c);                                                      \
+    }
 
-static void test_decref_freed_by_former_owner(void **state) {
-    (void)state;
-    misuse_case c = {case_decref_freed_by_former_owner, OBJ_COUNTS, {"rcgc_decref", "freed", NULL}};
-    check_case(&c);
-}
-
-static void test_incref_freed_by_other_thread(void **state) {
-    (void)state;
-    misuse_case c = {case_incref_freed_by_other_thread, OBJ_COUNTS, {"rcgc_incref", "freed", NULL}};
-    check_case(&c);
-}
-
-static void test_incref_freed_by_former_owner(void **state) {
-    (void)state;
-    misuse_case c = {case_incref_freed_by_former_owner, OBJ_COUNTS, {"rcgc_incref", "freed", NULL}};
-    check_case(&c);
-}
-
-static void test_below_zero_at_merge(void **state) {
-    (void)state;
-    misuse_case c = {case_below_zero_at_merge, OBJ_COUNTS, {"below zero", "'victim_type'", NULL}};
-    check_case(&c);
-}
-
-static void test_below_zero_when_owner_gives_up(void **state) {
-    (void)state;
-    misuse_case c = {case_below_zero_when_owner_gives_up, OBJ_COUNTS,
-                     {"below zero", "'victim_type'", "shared count -1", NULL}};
-    check_case(&c);
-}
-
-static void test_owner_over_decref_after_giving_up(void **state) {
-    (void)state;
-    misuse_case c = {case_owner_over_decref_after_giving_up, OBJ_COUNTS,
-                     {"rcgc_decref", "freed", NULL}};
-    check_case(&c);
-}
-
-static void test_foreign_pointer_decref(void **state) {
-    (void)state;
-    misuse_case c = {case_foreign_pointer_decref, EXPECT_OBJECT, {"not allocated by rcgc", NULL}};
-    check_case(&c);
-}
+CASE(decref_freed_by_other_thread, OBJ_COUNTS, V, {"rcgc_decref of a freed object", "owner none", NULL})
+CASE(decref_freed_by_former_owner, OBJ_COUNTS, V, {"rcgc_decref of a freed object", NULL})
+CASE(incref_freed_by_other_thread, OBJ_COUNTS, V, {"rcgc_incref of a freed object", NULL})
+CASE(incref_freed_by_former_owner, OBJ_COUNTS, V, {"rcgc_incref of a freed object", NULL})
+CASE(below_zero_at_merge, OBJ_COUNTS | EXPECT_OWNER, V,
+     {"reference count below zero while merging", "(queued)", NULL})
+CASE(below_zero_when_owner_gives_up, OBJ_COUNTS, V,
+     {"rcgc_decref: reference count below zero", "shared count -1", NULL})
+CASE(owner_over_decref_after_giving_up, OBJ_COUNTS, V, {"rcgc_decref of a freed object", NULL})
+CASE(owner_decref_at_zero, OBJ_COUNTS | EXPECT_OWNER, "self_decref_on_clear",
+     {"rcgc_decref: reference count below zero (owner's count was 0)", "local count 0", NULL})
+CASE(merged_decref_at_zero, OBJ_COUNTS, "self_decref_on_destroy",
+     {"rcgc_decref: reference count below zero", "owner none (counts merged)", NULL})
+CASE(merged_incref_at_zero, OBJ_COUNTS, "self_incref_on_destroy",
+     {"rcgc_incref of an object whose count is zero", "owner none (counts merged)", NULL})
+CASE(foreign_pointer_decref, EXPECT_FOREIGN, NULL, {"rcgc_decref of a pointer rcgc did not allocate", NULL})
+CASE(foreign_pointer_incref, EXPECT_FOREIGN, NULL, {"rcgc_incref of a pointer rcgc did not allocate", NULL})
+CASE(foreign_pointer_garbage_header_decref, EXPECT_FOREIGN, NULL,
+     {"rcgc_decref of a pointer rcgc did not allocate", NULL})
+CASE(load_ref_shared_read_ok_then_plain, OBJ_COUNTS | EXPECT_OWNER, V,
+     {"rcgc_load_ref on an object whose type lacks RCGC_TYPE_SHARED_READ", NULL})
+CASE(load_ref_dead_slot, EXPECT_OBJECT, "victim_shared_read",
+     {"rcgc_load_ref: the slot holds an object whose count reached zero", NULL})
+CASE(immortalize_not_owner, OBJ_COUNTS | EXPECT_OWNER, V,
+     {"rcgc_immortalize must be called by the object's owner", NULL})
+CASE(decref_unattached, OBJ_COUNTS | EXPECT_OWNER, V,
+     {"rcgc_decref from a thread that is not attached", "local count 2", "'unattached', not attached",
+      NULL})
+CASE(weakref_to_freed, OBJ_COUNTS, V, {"rcgc_weakref_new of a freed object", NULL})
+CASE(weakref_to_foreign, EXPECT_FOREIGN, NULL,
+     {"rcgc_weakref_new of a pointer rcgc did not allocate", NULL})
 
 /* Reported before rcgc writes anything into the foreign memory (DESIGN:
  * misuse is detected, never a corruption). */
 static void test_foreign_pointer_decref_leaves_memory_alone(void **state) {
-    (void)state;
-    char out[16384];
-    int status = run_child(case_foreign_pointer_decref_dump, out, sizeof out);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), CHILD_EXIT_FATAL);
-    char *dump = strstr(out, "DUMP=");
+    TEST_BEGIN(state);
+    misuse_case c = {case_foreign_pointer_decref_dump, EXPECT_FOREIGN, NULL, {NULL}};
+    const char *out = check_case(&c);
+    const char *dump = strstr(out, "DUMP=");
     assert_non_null(dump);
     char expect[5 + 64 + 1];
     memcpy(expect, "DUMP=", 5);
     memset(expect + 5, '0', 64);
     expect[69] = '\0';
-    if (strncmp(dump, expect, 69) != 0) {
-        print_error("rcgc wrote into the header of memory it does not own:\n  %.*s\n"
-                    "  (was all zero)\n",
-                    69, dump);
-        fail();
-    }
-}
-
-static void test_foreign_pointer_incref(void **state) {
-    (void)state;
-    misuse_case c = {case_foreign_pointer_incref, EXPECT_OBJECT, {"not allocated by rcgc", NULL}};
-    check_case(&c);
-}
-
-static void test_foreign_pointer_garbage_header_decref(void **state) {
-    (void)state;
-    misuse_case c = {case_foreign_pointer_garbage_header_decref, EXPECT_OBJECT,
-                     {"not allocated by rcgc", NULL}};
-    check_case(&c);
-}
-
-static void test_load_ref_not_shared_read(void **state) {
-    (void)state;
-    misuse_case c = {case_load_ref_shared_read_ok_then_plain, OBJ_COUNTS,
-                     {"rcgc_load_ref", "RCGC_TYPE_SHARED_READ", "'victim_type'", NULL}};
-    check_case(&c);
-}
-
-static void test_new_unattached(void **state) {
-    (void)state;
-    misuse_case c = {case_new_unattached, 0, {"rcgc_new", "not attached", NULL}};
-    check_case(&c);
-}
-
-static void test_decref_unattached(void **state) {
-    (void)state;
-    misuse_case c = {case_decref_unattached, OBJ_COUNTS,
-                     {"rcgc_decref", "not attached", "'victim_type'", "local count 2", NULL}};
-    check_case(&c);
-}
-
-static void test_blocking_end_without_begin(void **state) {
-    (void)state;
-    misuse_case c = {case_blocking_end_without_begin, 0,
-                     {"rcgc_blocking_end without rcgc_blocking_begin", NULL}};
-    check_case(&c);
+    if (strncmp(dump, expect, 69) != 0)
+        fail_msg("rcgc wrote into the header of memory it does not own:\n  %.*s\n  (was all zero)",
+                 69, dump);
 }
 
 int main(void) {
+    test_main_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decref_freed_by_other_thread),
         cmocka_unit_test(test_decref_freed_by_former_owner),
@@ -497,14 +444,19 @@ int main(void) {
         cmocka_unit_test(test_below_zero_at_merge),
         cmocka_unit_test(test_below_zero_when_owner_gives_up),
         cmocka_unit_test(test_owner_over_decref_after_giving_up),
+        cmocka_unit_test(test_owner_decref_at_zero),
+        cmocka_unit_test(test_merged_decref_at_zero),
+        cmocka_unit_test(test_merged_incref_at_zero),
         cmocka_unit_test(test_foreign_pointer_decref),
         cmocka_unit_test(test_foreign_pointer_decref_leaves_memory_alone),
         cmocka_unit_test(test_foreign_pointer_incref),
         cmocka_unit_test(test_foreign_pointer_garbage_header_decref),
-        cmocka_unit_test(test_load_ref_not_shared_read),
-        cmocka_unit_test(test_new_unattached),
+        cmocka_unit_test(test_load_ref_shared_read_ok_then_plain),
+        cmocka_unit_test(test_load_ref_dead_slot),
+        cmocka_unit_test(test_immortalize_not_owner),
         cmocka_unit_test(test_decref_unattached),
-        cmocka_unit_test(test_blocking_end_without_begin),
+        cmocka_unit_test(test_weakref_to_freed),
+        cmocka_unit_test(test_weakref_to_foreign),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

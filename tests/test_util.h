@@ -323,4 +323,150 @@ static inline int test_fork_run(void (*fn)(void *), void *arg, char *out, size_t
     return status;
 }
 
+
+/* ------------------------------------------------------------------------
+ * Fatal-error tests. The child installs test_fatal_handler, which writes
+ * the message between "FATAL<<" and ">>" on stdout and exits with
+ * TEST_FATAL_EXIT. Before the misuse the child says, as KEY=value lines
+ * (test_say, test_say_thread), what the message must name; the parent
+ * runs it with test_fatal_run and checks the message with
+ * test_fatal_expect*. Output goes through write(2): the handler _exits.
+ * ------------------------------------------------------------------------ */
+#include <sys/syscall.h>
+
+#define TEST_FATAL_EXIT 42
+
+/* ThreadSanitizer sleeps atexit_sleep_ms (1 s) before a process exits with
+ * other threads alive, to catch races with atexit destructors. Every child
+ * that dies of a fatal error on a second thread pays it (the misuse tests
+ * fork dozens of such children); those children _exit and run no destructor. A
+ * test defines TEST_NO_TSAN_ATEXIT_SLEEP before including this header to
+ * turn the sleep off; TSAN_OPTIONS still overrides it. */
+#if defined(TEST_NO_TSAN_ATEXIT_SLEEP) && defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "atexit_sleep_ms=0"; }
+#endif
+#endif
+
+static inline void test_write_all(const char *s, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(STDOUT_FILENO, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static inline void test_fatal_handler(const char *message) {
+    test_write_all("FATAL<<", 7);
+    test_write_all(message, strlen(message));
+    test_write_all(">>\n", 3);
+    _exit(TEST_FATAL_EXIT);
+}
+
+static inline void test_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void test_say(const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        test_write_all(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+/* KEY=<the calling thread as a fatal message names it>: its rcgc serial
+ * and name from rcgc_stats_threads, its tid from the kernel; or, if it is
+ * not attached, its pthread name. */
+static inline void test_say_thread(const char *key) {
+    long tid = (long)syscall(SYS_gettid);
+    if (rcgc_is_attached()) {
+        rcgc_thread_stats ts[64];
+        size_t n = rcgc_stats_threads(ts, 64);
+        for (size_t i = 0; i < n && i < 64; i++) {
+            if (ts[i].tid == tid) {
+                test_say("%s=rcgc thread #%llu '%s' (tid %ld)\n", key,
+                         (unsigned long long)ts[i].serial, ts[i].name, tid);
+                return;
+            }
+        }
+        test_say("%s=?? attached thread %ld not in rcgc_stats_threads\n", key, tid);
+        return;
+    }
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    test_say("%s=tid %ld '%s', not attached to rcgc\n", key, tid, name);
+}
+
+/* The value of the last "key=" line in out ("" if none). */
+static inline const char *test_value_of(const char *out, const char *key) {
+    static char val[512];
+    char k[64];
+    snprintf(k, sizeof k, "%s=", key);
+    const char *found = NULL;
+    for (const char *p = strstr(out, k); p; p = strstr(p + 1, k))
+        if (p == out || p[-1] == '\n')
+            found = p;
+    val[0] = '\0';
+    if (found) {
+        found += strlen(k);
+        size_t n = strcspn(found, "\n");
+        if (n >= sizeof val)
+            n = sizeof val - 1;
+        memcpy(val, found, n);
+        val[n] = '\0';
+    }
+    return val;
+}
+
+/* Runs fn(arg) in a child that must die through test_fatal_handler (fn
+ * installs it). Returns the message; *out (if given) gets the whole
+ * output. Static buffers: valid until the next call. */
+static inline const char *test_fatal_run(void (*fn)(void *), void *arg, const char **out) {
+    static char buf[32768];
+    static char msg[8192];
+    int status = test_fork_run(fn, arg, buf, sizeof buf);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != TEST_FATAL_EXIT)
+        fail_msg("child %s %d, want exit %d through the fatal handler; output:\n%s",
+                 WIFEXITED(status) ? "exited" : "killed by signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), TEST_FATAL_EXIT, buf);
+    const char *b = strstr(buf, "FATAL<<");
+    const char *e = b ? strstr(b, ">>\n") : NULL;
+    if (!b || !e)
+        fail_msg("no fatal message in the child's output:\n%s", buf);
+    b += 7;
+    size_t n = (size_t)(e - b) < sizeof msg ? (size_t)(e - b) : sizeof msg - 1;
+    memcpy(msg, b, n);
+    msg[n] = '\0';
+    if (strncmp(msg, "rcgc: fatal error: ", 19) != 0)
+        fail_msg("the message does not start with \"rcgc: fatal error: \":\n%s", msg);
+    if (!strstr(msg, "\n  detected at lib/"))
+        fail_msg("the message does not say where in rcgc it was detected:\n%s", msg);
+    print_message("%s\n", msg);
+    if (out)
+        *out = buf;
+    return msg;
+}
+
+static inline void test_fatal_expect(const char *msg, const char *what) {
+    if (!strstr(msg, what))
+        fail_msg("the fatal message lacks \"%s\":\n%s", what, msg);
+}
+
+/* The message names the thread the child said as `key`, after `label`
+ * ("calling thread: " for the detecting thread, "owner " for an owner). */
+static inline void test_fatal_expect_thread(const char *out, const char *msg, const char *key,
+                                            const char *label) {
+    const char *v = test_value_of(out, key);
+    if (!*v)
+        fail_msg("the child did not say %s; output:\n%s", key, out);
+    char want[600];
+    snprintf(want, sizeof want, "%s%s", label, v);
+    test_fatal_expect(msg, want);
+}
+
 #endif /* RCGC_TEST_UTIL_H */
