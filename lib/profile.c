@@ -295,9 +295,9 @@ static size_t rss_bytes(void) {
 }
 
 /* One sample: the figures of rcgc_stats_get that a row holds, gathered
- * the same way but in one walk of the page descriptors, and without the
- * pause percentiles (rcgc_stats_get sorts up to 4096 samples for those:
- * about 0.3 ms, most of a sample's cost in a program that collects). */
+ * the same way, with the object counts in the same walk of the page
+ * descriptors, and without what a row does not hold (the per-class table,
+ * the pause percentiles, which sort up to 4096 samples per call). */
 typedef struct {
     size_t bytes_in_use;    /* block bytes, frees in flight subtracted (as stats.c) */
     size_t objects;         /* blocks in use on object pages */
