@@ -464,10 +464,11 @@ int rcgc_objgraph_dot_path(const char *path, void *const *objs, size_t n,
  *
  * rcgc_init starts it when RCGC_PROFILE / rcgc_config.profile name a file
  * (a file it cannot open prints one line on stderr and leaves sampling
- * off; rcgc_init still succeeds); rcgc_shutdown stops it. The sampler
- * never attaches, so a pause never waits for it. One at a time. After
- * fork() the child has no sampler and writes nothing into the parent's
- * file; it may start its own. */
+ * off; rcgc_init still succeeds; a later rcgc_init in the same process
+ * that names the same file appends to it); rcgc_shutdown stops it. The
+ * sampler never attaches, so a pause never waits for it. One at a time.
+ * After fork() the child has no sampler and writes nothing into the
+ * parent's file; it may start its own. */
 /* 0, or EBUSY (one runs: stop it first), EINVAL (not initialised, no path,
  * interval over an hour), an errno of open or write. interval_ms 0: the
  * RCGC_PROFILE_INTERVAL option (default 100). "%p" in path becomes the

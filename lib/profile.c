@@ -47,6 +47,10 @@
  * sampler without joining it, and the child may start its own. A fork while
  * another thread is inside rcgc_profile_start or _stop is not supported.
  *
+ * Runtimes. rcgc_init's sampler appends to the file of the process's
+ * previous rcgc_init when it names the same one, keeping its time origin;
+ * rcgc_profile_start truncates.
+ *
  * Cost when off: rcgc_init reads one string option. Nothing else, on any
  * path: no callback is registered and no thread runs.
  */
@@ -60,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -295,9 +300,9 @@ static size_t rss_bytes(void) {
 }
 
 /* One sample: the figures of rcgc_stats_get that a row holds, gathered
- * the same way but in one walk of the page descriptors, and without the
- * pause percentiles (rcgc_stats_get sorts up to 4096 samples for those:
- * about 0.3 ms, most of a sample's cost in a program that collects). */
+ * the same way, with the object counts in the same walk of the page
+ * descriptors, and without what a row does not hold (the per-class table,
+ * the pause percentiles, which sort up to 4096 samples per call). */
 typedef struct {
     size_t bytes_in_use;    /* block bytes, frees in flight subtracted (as stats.c) */
     size_t objects;         /* blocks in use on object pages */
@@ -480,7 +485,17 @@ static void state_release(void) {
     free(ring);
 }
 
-static int start_locked(const char *path, unsigned interval_ms) {
+/* The file that RCGC_PROFILE named at this process's last rcgc_init, and
+ * its time origin (ctl_lock): a later rcgc_init that names it again
+ * appends to it, on the same time axis, so that a program that shuts rcgc
+ * down and initialises it again keeps one profile. */
+static struct {
+    pid_t pid;              /* 0: none (a fork's child has another pid) */
+    uint64_t t0_ns;
+    char path[PATH_MAX];
+} last_init;
+
+static int start_locked(const char *path, unsigned interval_ms, bool from_init) {
     if (atomic_load(&P.running)) {
         if (!atomic_load(&P.forked))
             return EBUSY;
@@ -494,10 +509,14 @@ static int start_locked(const char *path, unsigned interval_ms) {
     int err = expand_path(path, full, sizeof full);
     if (err)
         return err;
-    int fd = open(full, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    bool append = from_init && last_init.pid == getpid() && strcmp(last_init.path, full) == 0;
+    int fd = open(full, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0666);
     if (fd < 0)
         return errno;
-    err = write_all(fd, header, sizeof header - 1);
+    struct stat st;
+    if (append && (fstat(fd, &st) != 0 || st.st_size == 0))
+        append = false;     /* removed meanwhile: a new file */
+    err = append ? 0 : write_all(fd, header, sizeof header - 1);
     gc_slot *ring = err ? NULL : calloc(RING_CAP, sizeof *ring);
     if (!err && !ring)
         err = ENOMEM;
@@ -514,7 +533,7 @@ static int start_locked(const char *path, unsigned interval_ms) {
     memcpy(P.path, full, sizeof P.path);
     P.fd = fd;
     P.interval_ns = (uint64_t)interval_ms * 1000000u;
-    P.t0_ns = now_ns();
+    P.t0_ns = append ? last_init.t0_ns : now_ns();
     P.stop = 0;     /* no sampler thread: no lock needed */
     atomic_store(&P.ring, ring);
 
@@ -542,6 +561,13 @@ static int start_locked(const char *path, unsigned interval_ms) {
     }
     pthread_setname_np(P.thread, "rcgc-profile");
     atomic_store(&P.running, 1);
+    if (from_init) {
+        last_init.pid = getpid();
+        last_init.t0_ns = P.t0_ns;
+        memcpy(last_init.path, full, sizeof last_init.path);
+    } else if (strcmp(last_init.path, full) == 0) {
+        last_init.pid = 0;      /* truncated: the next rcgc_init starts it afresh */
+    }
     return 0;
 }
 
@@ -574,17 +600,21 @@ static int stop_locked(void) {
     return err;
 }
 
-int rcgc_profile_start(const char *path, unsigned interval_ms) {
+static int start(const char *path, unsigned interval_ms, bool from_init) {
     if (!path || !*path || interval_ms > INTERVAL_MAX_MS || !rcgc__runtime_initialized())
         return EINVAL;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, once_init);
     int entered = blocking_enter();
     pthread_mutex_lock(&P.ctl_lock);
-    int err = start_locked(path, interval_ms);
+    int err = start_locked(path, interval_ms, from_init);
     pthread_mutex_unlock(&P.ctl_lock);
     blocking_leave(entered);
     return err;
+}
+
+int rcgc_profile_start(const char *path, unsigned interval_ms) {
+    return start(path, interval_ms, false);
 }
 
 int rcgc_profile_stop(void) {
@@ -618,7 +648,7 @@ void rcgc__profile_init(void) {
     const char *path = rcgc__option_str(RCGC_SOPT_PROFILE);
     if (rcgc_likely(!path))
         return;
-    int err = rcgc_profile_start(path, 0);
+    int err = start(path, 0, true);
     if (err) {
         char full[PATH_MAX];
         if (expand_path(path, full, sizeof full))

@@ -625,6 +625,58 @@ static void test_options(void **state) {
     rcgc_shutdown();
 }
 
+/* A program that shuts rcgc down and initialises it again with the same
+ * RCGC_PROFILE keeps one file: later runtimes append, on the same time
+ * axis. rcgc_profile_start truncates. */
+static void test_reinit_appends(void **state) {
+    TEST_BEGIN(state);
+    char path[512];
+    tmp_path(path, sizeof path, "reinit.csv");
+    unlink(path);
+    setenv("RCGC_PROFILE", path, 1);
+    setenv("RCGC_PROFILE_INTERVAL", "3600000", 1);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(rcgc_init(NULL), 0);
+        rcgc_gc_disable();
+        make_garbage_cycles(5 + round);
+        assert_int_equal(rcgc_collect(), 10 + 2 * round);
+        rcgc_shutdown();
+    }
+    csv c;
+    csv_read(&c, path);
+    csv_check(&c);      /* one header; sample times never go back */
+    assert_int_equal(count_kind(&c, "sample"), 6);
+    assert_int_equal(count_kind(&c, "gc"), 3);
+    int round = 0;
+    for (size_t i = 0; i < c.nrows; i++) {
+        if (!is_kind(c.rows[i], "gc"))
+            continue;
+        assert_int_equal(unum(c.rows[i][C_COLLECTIONS]), 1);   /* counted per runtime */
+        assert_int_equal(unum(c.rows[i][C_UNREACHABLE]), 10 + 2 * round);
+        round++;
+    }
+    csv_free(&c);
+
+    /* An explicit start truncates; the next rcgc_init starts afresh. */
+    unsetenv("RCGC_PROFILE");
+    assert_int_equal(rcgc_init(NULL), 0);
+    assert_int_equal(rcgc_profile_start(path, 3600000), 0);
+    assert_int_equal(rcgc_profile_stop(), 0);
+    rcgc_shutdown();
+    csv_read(&c, path);
+    csv_check(&c);
+    assert_int_equal(count_kind(&c, "sample"), 2);
+    csv_free(&c);
+    setenv("RCGC_PROFILE", path, 1);
+    assert_int_equal(rcgc_init(NULL), 0);
+    rcgc_shutdown();
+    csv_read(&c, path);
+    csv_check(&c);
+    assert_int_equal(count_kind(&c, "sample"), 2);
+    csv_free(&c);
+    unlink(path);
+}
+
 /* Run fn with stderr going to a file; return what it wrote. */
 static void capture_stderr(void (*fn)(void *), void *arg, char *out, size_t cap) {
     char path[512];
@@ -932,6 +984,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_gc_ring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_ring_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reinit_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_stop_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
