@@ -117,6 +117,13 @@ typedef struct {
 } buf;
 
 /* At least `need` bytes, keeping the first `used`. 0 or ENOMEM (b as it was). */
+static void buf_free(buf *b) {
+    if (b->p)
+        rcgc__os_free(b->p, b->bytes);
+    b->p = NULL;
+    b->bytes = 0;
+}
+
 static int buf_reserve(buf *b, size_t used, size_t need) {
     if (need <= b->bytes)
         return 0;
@@ -131,18 +138,10 @@ static int buf_reserve(buf *b, size_t used, size_t need) {
         return ENOMEM;
     if (used)
         memcpy(p, b->p, used);
-    if (b->p)
-        rcgc__os_free(b->p, b->bytes);
+    buf_free(b);
     b->p = p;
     b->bytes = bytes;
     return 0;
-}
-
-static void buf_free(buf *b) {
-    if (b->p)
-        rcgc__os_free(b->p, b->bytes);
-    b->p = NULL;
-    b->bytes = 0;
 }
 
 /* Fibonacci hashing of a 16-byte-aligned address into 2^bits slots. */

@@ -70,6 +70,7 @@
 
 #include "arena.h"
 #include "gc.h"
+#include "os.h"
 #include "profile.h"
 #include "safepoint.h"
 #include "thread.h"
@@ -547,7 +548,7 @@ static int start_locked(const char *path, unsigned interval_ms, bool from_init) 
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        err = pthread_create(&P.thread, NULL, sampler_main, NULL);
+        err = rcgc__os_thread_create(&P.thread, NULL, sampler_main, NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (err) {
             rcgc_gc_callback_remove(on_gc, NULL);
