@@ -74,6 +74,11 @@ install -d "$dest/include" "$dest/lib/pkgconfig"
 install -m 644 include/rcgc.h "$dest/include/rcgc.h"
 install -m 644 "$static" "$dest/lib/librcgc.a"
 install -m 644 "$shared" "$dest/lib/librcgc.so"
+# The profiling tools' scripts (docs/PROFILING.md).
+install -d "$dest/bin"
+for tool in rcgc-profile-plot rcgc-dot rcgc-symbolize; do
+    install -m 755 "tools/$tool" "$dest/bin/$tool"
+done
 
 esc=$(printf '%s' "$prefix" | sed 's/[\\|&]/\\&/g')
 sed -e "s|@PREFIX@|$esc|g" -e "s|@VERSION@|$version|g" tools/rcgc.pc.in |

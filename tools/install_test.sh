@@ -23,7 +23,8 @@ fail() {
 echo "install_test: installing into $tmp/prefix"
 tools/install.sh "$tmp/prefix" || fail "tools/install.sh failed"
 
-for f in include/rcgc.h lib/librcgc.a lib/librcgc.so lib/pkgconfig/rcgc.pc; do
+for f in include/rcgc.h lib/librcgc.a lib/librcgc.so lib/pkgconfig/rcgc.pc \
+         bin/rcgc-profile-plot bin/rcgc-dot bin/rcgc-symbolize; do
     [ -f "$tmp/prefix/$f" ] || fail "missing $tmp/prefix/$f"
 done
 
