@@ -71,7 +71,7 @@ typedef struct record {
 
 #define RECORD_STRIPES 256
 #define STACK_STRIPES 64
-#define RAW_FILTER_SIZE 65536   /* a multiple of RECORD_STRIPES: see filter_index */
+#define RAW_FILTER_SIZE (1u << RCGC_TRACE_FILTER_BITS)
 
 typedef struct {
     pthread_mutex_t lock;
@@ -89,10 +89,12 @@ static pthread_rwlock_t trace_rw;
 static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
 static record_stripe records[RECORD_STRIPES];
 static stack_stripe stacks[STACK_STRIPES];
-/* Traced raw blocks per address hash slot. Written under the slot's
- * record stripe lock (filter_index keeps a slot within one stripe), read
- * relaxed by rcgc_free without it. */
-static uint32_t raw_filter[RAW_FILTER_SIZE];
+/* Traced raw blocks per filter slot (trace.h: a 16-bit hash of the
+ * address). A slot is written only under its record stripe's lock (the
+ * stripe is a function of the slot: record_stripe_of), and read relaxed by
+ * rcgc_free without it. */
+uint32_t rcgc__trace_raw_filter[RAW_FILTER_SIZE];
+#define raw_filter rcgc__trace_raw_filter
 
 /* Written under the write lock, read under the read lock. */
 static int trace_nframes;
@@ -125,9 +127,16 @@ static inline uint64_t mix64(uint64_t x) {
     return x;
 }
 
-static inline uint64_t ptr_hash(uintptr_t p) { return mix64((uint64_t)p >> 4); }
-static inline record_stripe *record_stripe_of(uint64_t h) { return &records[h % RECORD_STRIPES]; }
-static inline size_t filter_index(uint64_t h) { return h % RAW_FILTER_SIZE; }
+/* An address's hash: its filter slot in the top 16 bits (the stripe is the
+ * slot's low byte, so that each slot belongs to one stripe), mixed bits
+ * below for the buckets. */
+static inline uint64_t ptr_hash(uintptr_t p) {
+    return ((uint64_t)rcgc__trace_filter_index(p) << 48) | (mix64((uint64_t)p >> 4) >> 16);
+}
+static inline size_t filter_index(uint64_t h) { return (size_t)(h >> 48); }
+static inline record_stripe *record_stripe_of(uint64_t h) {
+    return &records[filter_index(h) % RECORD_STRIPES];
+}
 
 static void overhead_add(ptrdiff_t n) {
     __atomic_fetch_add(&overhead_bytes, (size_t)n, __ATOMIC_RELAXED);
@@ -158,7 +167,7 @@ static void overhead_add(ptrdiff_t n) {
     } while (0)
 
 /* The bits of a hash below the stripe index pick the bucket. */
-static inline uint64_t bucket_hash_record(const record *r) { return ptr_hash(r->ptr) / RECORD_STRIPES; }
+static inline uint64_t bucket_hash_record(const record *r) { return ptr_hash(r->ptr); }
 static inline uint64_t bucket_hash_stack(const stack *s) { return s->hash / STACK_STRIPES; }
 
 /* ------------------------------------------------------------------------
@@ -236,7 +245,7 @@ static void totals_sub(size_t est) { __atomic_sub_fetch(&traced_current, est, __
 static record *record_unlink(record_stripe *rs, uint64_t h, uintptr_t p) {
     if (!rs->nbuckets)
         return NULL;
-    record **link = &rs->buckets[(h / RECORD_STRIPES) & (rs->nbuckets - 1)];
+    record **link = &rs->buckets[h & (rs->nbuckets - 1)];
     for (record *r = *link; r; link = &r->next, r = r->next)
         if (r->ptr == p) {
             *link = r->next;
@@ -289,7 +298,7 @@ static void record_insert(void *p, size_t bytes, const rcgc_type *t, const stack
         __atomic_fetch_add(&dropped, 1, __ATOMIC_RELAXED);
         return;
     }
-    size_t j = (size_t)((h / RECORD_STRIPES) & (rs->nbuckets - 1));
+    size_t j = (size_t)(h & (rs->nbuckets - 1));
     r->next = rs->buckets[j];
     rs->buckets[j] = r;
     rs->n++;
@@ -412,9 +421,6 @@ void rcgc__trace_free_object(rcgc__header *h) {
 }
 
 void rcgc__trace_free_raw(void *p) {
-    /* Most raw blocks have no record: the filter says so without a lock. */
-    if (__atomic_load_n(&raw_filter[filter_index(ptr_hash((uintptr_t)p))], __ATOMIC_RELAXED) == 0)
-        return;
     pthread_rwlock_rdlock(&trace_rw);
     record_remove((uintptr_t)p);
     pthread_rwlock_unlock(&trace_rw);
@@ -486,7 +492,7 @@ int rcgc_trace_get_traceback(const void *p, void **frames, int max) {
     record_stripe *rs = record_stripe_of(h);
     pthread_mutex_lock(&rs->lock);
     if (rs->nbuckets)
-        for (record *r = rs->buckets[(h / RECORD_STRIPES) & (rs->nbuckets - 1)]; r; r = r->next)
+        for (record *r = rs->buckets[h & (rs->nbuckets - 1)]; r; r = r->next)
             if (r->ptr == (uintptr_t)p) {
                 n = r->st->nframes < max ? r->st->nframes : max;
                 memcpy(frames, r->st->frames, (size_t)n * sizeof *frames);

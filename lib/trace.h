@@ -28,6 +28,11 @@ void rcgc__trace_print_sites(FILE *out, size_t per_type);
 /* rcgc_shutdown: drop everything (no thread allocates any more). */
 void rcgc__trace_shutdown(void);
 
+/* 1 if tracing or sampling is on (one relaxed load). */
+static inline bool rcgc__trace_active(void) {
+    return __atomic_load_n(&rcgc__trace_mode, __ATOMIC_RELAXED) != RCGC_TRACE_OFF;
+}
+
 /* After a successful allocation of `bytes` at p. Sampling counts bytes
  * down here, inline, so that unsampled allocations make no call. */
 static inline void rcgc__trace_on_alloc(rcgc_thread *self, void *p, size_t bytes,
@@ -40,9 +45,24 @@ static inline void rcgc__trace_on_alloc(rcgc_thread *self, void *p, size_t bytes
     }
 }
 
-/* Before rcgc_free releases p. */
+/* Traced raw blocks per slot of a 16-bit hash of their address: most
+ * frees find 0 there and make no call (trace.c). */
+#define RCGC_TRACE_FILTER_BITS 16
+extern uint32_t rcgc__trace_raw_filter[1u << RCGC_TRACE_FILTER_BITS];
+static inline size_t rcgc__trace_filter_index(uintptr_t p) {
+    return (size_t)(((uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ULL) >> (64 - RCGC_TRACE_FILTER_BITS));
+}
+
+/* 1 if any traced raw block is alive (one relaxed load): rcgc_free then
+ * goes through rcgc__trace_on_free_raw. */
+static inline bool rcgc__trace_raw_maybe(void) {
+    return __atomic_load_n(&rcgc__trace_raw_live, __ATOMIC_RELAXED) != 0;
+}
+
+/* Before rcgc_free releases p, while traced raw blocks are alive. */
 static inline void rcgc__trace_on_free_raw(void *p) {
-    if (rcgc_unlikely(__atomic_load_n(&rcgc__trace_raw_live, __ATOMIC_RELAXED) != 0))
+    if (__atomic_load_n(&rcgc__trace_raw_filter[rcgc__trace_filter_index((uintptr_t)p)],
+                        __ATOMIC_RELAXED) != 0)
         rcgc__trace_free_raw(p);
 }
 
