@@ -29,7 +29,7 @@ set output outfile
 
 set datafile separator ","
 set datafile missing "NA"
-set title sprintf("%s\n{/*0.8 %s}", ptitle, subtitle) noenhanced
+set title sprintf("%s\n{/*0.8 %s}", ptitle, subtitle)
 set xlabel "threads"
 set ylabel ylab
 set logscale x 2

@@ -10,6 +10,7 @@
 #   bench/run.sh rc safepoint    # rc_bench, then safepoint_bench
 #   bench/run.sh gc gcbench binary_trees # the collector
 #   UPDATE_DOCS=1 bench/run.sh   # also copy the report into docs/BENCHMARKS.md
+#   bench/run.sh report          # only rewrite the report from bench/results/
 #
 # Benchmarks (in the order they run):
 #   alloc         small-object malloc/free, threads x workloads local, remote
@@ -189,17 +190,67 @@ tree_rev() { git describe --always --dirty 2>/dev/null || echo unknown; }
 # stats V...: "median min max" of the numbers given (median of an even
 # count: the mean of the middle two).
 stats() {
+    # (no numbers: printf still prints one empty line, which is skipped)
     printf '%s\n' "$@" | sort -g | awk '
-        { v[NR] = $1 }
+        NF == 0 || $1 == "NA" { next }
+        { v[++n] = $1 }
         END {
-            if (NR == 0) { print "NA NA NA"; exit }
-            med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            printf "%.3f %.3f %.3f\n", med, v[1], v[NR]
+            if (n == 0) { print "NA NA NA"; exit }
+            med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            printf "%.3f %.3f %.3f\n", med, v[1], v[n]
         }'
 }
 
 # field KEY LINE: the value of KEY=value in a RESULT line.
 field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
+
+# agg_results FILE [REQUIRE]: for RESULT lines tagged variant=V (and
+# carrying threads=T), one line "V T KEY median min max count" per variant,
+# thread count and numeric KEY, over the lines that contain the string
+# REQUIRE (default: all). One awk for the lot: a shell loop over keys and
+# lines spawns thousands of processes (tens of seconds on a busy machine).
+agg_results() {
+    awk -v req="${2:-}" '
+        function sortv(a, n,    i, j, t) {
+            for (i = 2; i <= n; i++) {
+                t = a[i]; j = i - 1
+                while (j >= 1 && a[j] + 0 > t + 0) { a[j + 1] = a[j]; j-- }
+                a[j + 1] = t
+            }
+        }
+        /^RESULT / && (req == "" || index($0, req) > 0) {
+            v = ""; t = ""
+            for (i = 2; i <= NF; i++) {
+                e = index($i, "="); if (e == 0) continue
+                k = substr($i, 1, e - 1); x = substr($i, e + 1)
+                if (k == "variant" && v == "") v = x
+                else if (k == "threads" && t == "") t = x
+                else if (x ~ /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/) { kv[i] = k; xv[i] = x }
+            }
+            for (i = 2; i <= NF; i++) if (i in kv) {
+                g = v SUBSEP t SUBSEP kv[i]
+                if (!(g in cnt)) { keys[++ng] = g; cnt[g] = 0 }
+                vals[g, ++cnt[g]] = xv[i]
+            }
+            split("", kv); split("", xv)
+        }
+        END {
+            for (q = 1; q <= ng; q++) {
+                g = keys[q]; n = cnt[g]
+                for (j = 1; j <= n; j++) a[j] = vals[g, j]
+                sortv(a, n)
+                med = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+                split(g, p, SUBSEP)
+                printf "%s %s %s %.4f %.4f %.4f %d\n", p[1], p[2], p[3], med, a[1], a[n], n
+            }
+        }' "$1"
+}
+
+# agg_get AGGFILE VARIANT THREADS KEY: "median min max" (NA NA NA if absent).
+agg_get() {
+    awk -v v="$2" -v t="$3" -v k="$4" '$1 == v && $2 == t && $3 == k { print $4, $5, $6; f = 1; exit }
+        END { if (!f) print "NA NA NA" }' "$1"
+}
 
 # ratio A B: A/B formatted as "1.23x", or "-" when either is missing.
 ratio() {
@@ -482,12 +533,13 @@ bench_rc() {
     # a plain and an atomic counter.
     rc_cell() { awk -F, -v w="$1" -v v="$2" '$1 == w && $2 == v { print $3, $4, $5 }' "$csv"; }
     overview_begin rc
-    local wlab
-    for wlab in "owner thread:owner" "non-owner thread:nonowner"; do
-        overview_row rc "refcount: ${wlab%%:*}" "1 thr" "ns/pair" lower rcgc "$(rc_cell 1thread "${wlab#*:}")"
-        overview_row rc "refcount: ${wlab%%:*}" "1 thr" "ns/pair" lower plain "$(rc_cell 1thread plain)"
-        overview_row rc "refcount: ${wlab%%:*}" "1 thr" "ns/pair" lower atomic "$(rc_cell 1thread atomic)"
-    done
+    # plain (not thread-safe) is the floor the owner's pair aims at; a
+    # non-owner's pair is atomic, so only the atomic counter is its peer.
+    overview_row rc "refcount: owner thread" "1 thr" "ns/pair" lower rcgc "$(rc_cell 1thread owner)"
+    overview_row rc "refcount: owner thread" "1 thr" "ns/pair" lower plain "$(rc_cell 1thread plain)"
+    overview_row rc "refcount: owner thread" "1 thr" "ns/pair" lower atomic "$(rc_cell 1thread atomic)"
+    overview_row rc "refcount: non-owner thread" "1 thr" "ns/pair" lower rcgc "$(rc_cell 1thread nonowner)"
+    overview_row rc "refcount: non-owner thread" "1 thr" "ns/pair" lower atomic "$(rc_cell 1thread atomic)"
     overview_row rc "refcount: one shared object" "2 thr" "ns/pair" lower rcgc "$(rc_cell 2threads rcgc)"
     overview_row rc "refcount: one shared object" "2 thr" "ns/pair" lower atomic "$(rc_cell 2threads atomic)"
 
@@ -1123,20 +1175,12 @@ bench_gc() {
 # gcbench: Boehm's GCBench pattern on rcgc and Boehm GC (and malloc/free as
 # a reference), against threads
 # ------------------------------------------------------------------------
-# gcb_lines VARIANT THREADS: that variant's RESULT lines in $res whose
-# final check passed (ok=1).
-gcb_lines() { grep "^RESULT variant=$1 " "$res" | grep " threads=$2 " | grep ' ok=1 ' || true; }
-# gcb_stats KEY VARIANT THREADS: "median min max" of KEY over those lines.
-gcb_stats() {
-    local vals
-    vals=$(gcb_lines "$2" "$3" | while read -r line; do field "$1" "$line"; done | tr '\n' ' ')
-    # shellcheck disable=SC2086
-    stats $vals
-}
-
 bench_gcbench() {
     local tlist=${GCB_THREADS:-$THREADS} variants=${GCB_VARIANTS:-boehm rcgc rcgc_purge0 glibc}
-    local stretch=${GCB_STRETCH:-18}
+    local stretch=${GCB_STRETCH:-18} lldepth
+    # GCBench's long-lived tree and deepest short-lived trees: depth 16, or
+    # the stretch depth if that is less
+    lldepth=$(( stretch < 16 ? stretch : 16 ))
     local bin machine date_s load_s
     bin=$(build_bench gcbench)
     machine="$(cpu_model), $(ncores) cores"
@@ -1166,7 +1210,8 @@ bench_gcbench() {
                     $(( rep + 1 )) "$REPS" >&2
                 local -a cmd=(env -u RCGC_PURGE "$bin" --impl="$v")
                 [ "$v" = rcgc_purge0 ] && cmd=(env RCGC_PURGE=0 "$bin" --impl=rcgc)
-                cmd+=(--threads="$t" --stretch-depth="$stretch")
+                cmd+=(--threads="$t" --stretch-depth="$stretch" --long-lived-depth="$lldepth"
+                      --max-depth="$lldepth")
                 local before
                 before=$(wc -l < "$res")
                 run_logged "$failures" "$res" "$timeout_s" "${cmd[@]}" || true
@@ -1188,22 +1233,26 @@ bench_gcbench() {
     local csv=$RESULTS/gcbench.csv dcsv=$RESULTS/gcbench_depths.csv md=$RESULTS/gcbench_summary.md
     echo "variant,threads,median_s,min_s,max_s,runs,median_mnodes_s,min_mnodes_s,max_mnodes_s,peak_rss_mb,gc_collections,gc_pause_total_ms,gc_pause_max_ms,failed_checks" > "$csv"
     echo "variant,threads,phase,median_ms,min_ms,max_ms" > "$dcsv"
+    # medians over the runs whose final check passed (ok=1)
+    local agg=$WORK/gcb_agg
+    agg_results "$res" " ok=1 " > "$agg"
     declare -A med=() cell=() dcell=()
     local m lo hi n mn mnl mnh rss gcc gcp gcm bad ph
     overview_begin gcbench
     for t in "${T[@]}"; do
         for v in "${V[@]}"; do
-            read -r m lo hi <<< "$(gcb_stats seconds "$v" "$t")"
-            read -r mn mnl mnh <<< "$(gcb_stats mnodes_per_s "$v" "$t")"
-            n=$(gcb_lines "$v" "$t" | grep -c . || true)
+            read -r m lo hi <<< "$(agg_get "$agg" "$v" "$t" seconds)"
+            read -r mn mnl mnh <<< "$(agg_get "$agg" "$v" "$t" mnodes_per_s)"
+            n=$(awk -v v="$v" -v t="$t" '$1 == v && $2 == t && $3 == "seconds" { print $7 }' "$agg")
+            n=${n:-0}
             bad=$(grep "^RESULT variant=$v " "$res" | grep " threads=$t " | grep -c ' ok=0 ' || true)
-            rss=$(gcb_stats peak_rss_mb "$v" "$t" | cut -d' ' -f1)
-            gcc=$(gcb_stats gc_collections "$v" "$t" | cut -d' ' -f1)
-            gcp=$(gcb_stats gc_pause_total_ms "$v" "$t" | cut -d' ' -f1)
-            gcm=$(gcb_stats gc_pause_max_ms "$v" "$t" | cut -d' ' -f1)
+            rss=$(agg_get "$agg" "$v" "$t" peak_rss_mb | cut -d' ' -f1)
+            gcc=$(agg_get "$agg" "$v" "$t" gc_collections | cut -d' ' -f1)
+            gcp=$(agg_get "$agg" "$v" "$t" gc_pause_total_ms | cut -d' ' -f1)
+            gcm=$(agg_get "$agg" "$v" "$t" gc_pause_max_ms | cut -d' ' -f1)
             echo "$v,$t,$m,$lo,$hi,$n,$mn,$mnl,$mnh,$rss,$gcc,$gcp,$gcm,$bad" >> "$csv"
             case "$v" in
-                rcgc|boehm|glibc) overview_row gcbench "GCBench (Boehm's)" "$t thr" s lower "$v" "$m $lo $hi" ;;
+                rcgc|boehm) overview_row gcbench "GCBench (Boehm's)" "$t thr" s lower "$v" "$m $lo $hi" ;;
             esac
             med[$v,$t]=$m
             if [ "$m" = NA ]; then cell[$v,$t]=FAILED
@@ -1213,7 +1262,7 @@ bench_gcbench() {
             fi
             for ph in "${P[@]}"; do
                 local ds
-                ds=$(gcb_stats "${ph}_ms" "$v" "$t")
+                ds=$(agg_get "$agg" "$v" "$t" "${ph}_ms")
                 echo "$v,$t,$ph,${ds// /,}" >> "$dcsv"
                 dcell[$v,$t,$ph]=$(awk -v x="${ds%% *}" 'BEGIN { if (x == "NA") print "-"; else printf (x < 100 ? "%.1f" : "%.0f"), x }')
             done
@@ -1227,7 +1276,7 @@ bench_gcbench() {
         echo "- Date: $date_s"
         echo "- Tree: rcgc $(tree_rev)"
         echo "- Run: BENCH=$BENCH, threads ${T[*]}, $REPS runs per variant taking turns (one process each)"
-        echo "- Program (bench/gcbench.c): Boehm's GCBench with its sizes (stretch tree of depth $stretch; a long-lived tree of depth 16 and array of 500,000 doubles kept throughout; for depths 4, 6, ..., 16, NumIters(d) = 2 TreeSize($stretch) / TreeSize(d) trees built top-down (Populate) and as many bottom-up (MakeTree), each dropped at once); nodes of two pointers and two ints; each construction phase shared among the threads, a barrier after each. Time: from the stretch tree to the final check of the long-lived data"
+        echo "- Program (bench/gcbench.c): Boehm's GCBench (its sizes are stretch 18, long-lived 16: here stretch tree of depth $stretch; a long-lived tree of depth $lldepth and array of 500,000 doubles kept throughout; for depths 4, 6, ..., $lldepth, NumIters(d) = 2 TreeSize($stretch) / TreeSize(d) trees built top-down (Populate) and as many bottom-up (MakeTree), each dropped at once); nodes of two pointers and two ints; each construction phase shared among the threads, a barrier after each. Time: from the stretch tree to the final check of the long-lived data"
         echo "- Variants: Boehm GC $(dpkg-query -W -f='${Version}' libgc1 2>/dev/null || echo '?') (GC_MALLOC, never freed, default marker threads); rcgc (rcgc_new of a tracked type, trees freed by reference counting, automatic collections on: defaults); rcgc_purge0: RCGC_PURGE=0; glibc: malloc/free, trees freed node by node (a reference for explicit freeing, not a peer)"
         echo "- Unit: seconds, median (min-max); M nodes/s: nodes allocated per second; Boehm/rcgc: Boehm's time over rcgc's (above 1.00x: rcgc faster); gc pauses: rcgc's own world-stopped time (rcgc_gc_get_stats), Boehm's from its stop-world/start-world events"
     } > "$md"
@@ -1314,16 +1363,6 @@ bench_gcbench() {
 # count in $res.
 bt_lines() { grep "^RESULT variant=$1 " "$res" | grep " threads=$2 " || true; }
 
-# bt_median KEY VARIANT THREADS: the median of KEY over those lines (NA
-# when none has it: glibc reports no collections).
-bt_median() {
-    local vals
-    vals=$(bt_lines "$2" "$3" | while read -r line; do field "$1" "$line"; done | tr '\n' ' ')
-    if [ -z "${vals// /}" ]; then echo NA; return; fi
-    # shellcheck disable=SC2086
-    stats $vals | cut -d' ' -f1
-}
-
 bench_binary_trees() {
     local depth tlist variants
     if [ "$BENCH" = quick ]; then depth=${BT_DEPTH:-18}; else depth=${BT_DEPTH:-21}; fi
@@ -1389,21 +1428,21 @@ bench_binary_trees() {
     local csv=$RESULTS/binary_trees.csv md=$RESULTS/binary_trees_summary.md
     echo "variant,depth,threads,median_s,min_s,max_s,runs,checksums,peak_rss_mb,gc_collections,gc_pause_total_ms,gc_pause_max_ms" > "$csv"
     declare -A med=() cell=()
-    local line vals m lo hi n cks rss gcc gcp gcm all_ck=""
+    local m lo hi n cks rss gcc gcp gcm all_ck="" agg=$WORK/bt_agg
+    agg_results "$res" > "$agg"
     overview_begin binary_trees
     for t in "${T[@]}"; do
         for v in "${V[@]}"; do
-            vals=$(bt_lines "$v" "$t" | while read -r line; do field seconds "$line"; done | tr '\n' ' ')
-            # shellcheck disable=SC2086
-            read -r m lo hi <<< "$(stats $vals)"
-            n=$(echo $vals | wc -w)
-            cks=$(bt_lines "$v" "$t" | while read -r line; do field checksum "$line"; done | sort -u | tr '\n' ' ')
+            read -r m lo hi <<< "$(agg_get "$agg" "$v" "$t" seconds)"
+            n=$(awk -v v="$v" -v t="$t" '$1 == v && $2 == t && $3 == "seconds" { print $7 }' "$agg")
+            n=${n:-0}
+            cks=$(bt_lines "$v" "$t" | grep -o ' checksum=[0-9a-f]*' | cut -d= -f2 | sort -u | tr '\n' ' ')
             cks=${cks% }
             all_ck+="$cks "
-            rss=$(bt_median peak_rss_mb "$v" "$t")
-            gcc=$(bt_median gc_collections "$v" "$t")
-            gcp=$(bt_median gc_pause_total_ms "$v" "$t")
-            gcm=$(bt_median gc_pause_max_ms "$v" "$t")
+            rss=$(agg_get "$agg" "$v" "$t" peak_rss_mb | cut -d' ' -f1)
+            gcc=$(agg_get "$agg" "$v" "$t" gc_collections | cut -d' ' -f1)
+            gcp=$(agg_get "$agg" "$v" "$t" gc_pause_total_ms | cut -d' ' -f1)
+            gcm=$(agg_get "$agg" "$v" "$t" gc_pause_max_ms | cut -d' ' -f1)
             echo "$v,$depth,$t,$m,$lo,$hi,$n,${cks// /;},$rss,$gcc,$gcp,$gcm" >> "$csv"
             case "$v" in
                 rcgc|glibc|mimalloc|boehm)
@@ -1431,7 +1470,8 @@ bench_binary_trees() {
         echo "- Unit: seconds, median (min-max); rcgc/x: rcgc's median over the variant's (above 1.00x: rcgc slower)"
     } > "$md"
     for t in "${T[@]}"; do
-        printf '\nbinary_trees depth %s, %s threads (seconds, median (min-max) of %s runs; rcgc/x: rcgc time over this one)\n' "$depth" "$t" "$REPS"
+        printf '\nbinary_trees depth %s, %s thread%s (seconds, median (min-max) of %s runs; rcgc/x: rcgc time over this one)\n' \
+            "$depth" "$t" "$([ "$t" -eq 1 ] || echo s)" "$REPS"
         printf '%-18s %26s %9s %10s %10s %12s\n' variant seconds rcgc/x "peak MB" "gc colls" "gc pause ms"
         {
             echo
@@ -1563,7 +1603,7 @@ overview_render() {
                 k = order[i]
                 if (!(k in rm)) rcell = "-"
                 else rcell = fmt(rm[k]) " (" fmt(rl[k]) "-" fmt(rh[k]) ")"
-                line = ""; mdcell = ""
+                line = ""; mdcell = ""; bl = ""
                 for (j = 1; j <= np[k]; j++) {
                     adv = "-"
                     if ((k in rm) && rm[k] > 0 && pm[k, j] > 0) {
@@ -1576,19 +1616,19 @@ overview_render() {
                         else if (a >= 1) ahead++
                         else {
                             behind++
-                            blist[behind] = sprintf("%s, %s: rcgc %s against %s %s %s (%.2fx)", wl[i], cs[i],
-                                                    fmt(rm[k]), pn[k, j], fmt(pm[k, j]), un[i], a)
+                            bl = bl sprintf("%s%s %s (%.2fx)", bl == "" ? "" : ", ", pn[k, j], fmt(pm[k, j]), a)
                         }
                     }
                     line = line sprintf("  %s %s %s", pn[k, j], fmt(pm[k, j]), adv)
                     mdv = (adv ~ /^[0-9]/ && a < 1) ? "**" adv "**" : adv
                     mdcell = mdcell sprintf("%s%s %s (%s)", j > 1 ? ", " : "", pn[k, j], fmt(pm[k, j]), mdv)
                 }
+                if (bl != "") blist[++nbl] = sprintf("%s, %s: rcgc %s %s; %s", wl[i], cs[i], fmt(rm[k]), un[i], bl)
                 printf "%-34s %-16s %-9s %-24s%s\n", wl[i], cs[i], un[i], rcell, line
                 printf "| %s | %s | %s | %s | %s |\n", wl[i], cs[i], un[i] (bt[i] == "higher" ? " (higher is better)" : ""), rcell, mdcell > md
             }
             printf "@@behind %d %d %d\n", ahead, behind, noise > md
-            for (i = 1; i <= behind; i++) print blist[i] > md
+            for (i = 1; i <= nbl; i++) print blist[i] > md
         }'
 }
 
@@ -1623,7 +1663,11 @@ write_report() {
         echo
         echo "- Machine: $(machine_desc)"
         echo "- Date: $(date '+%Y-%m-%d %H:%M %Z'); tree: rcgc $(tree_rev) ($(git log -1 --format=%cs 2>/dev/null || echo '?'))"
-        echo "- Run: \`BENCH=$BENCH THREADS=$THREADS REPS=$REPS DURATION=$DURATION\`, benchmarks: $BENCHES; load average at the start $REPORT_LOAD0, at the end $(loadavg) (the figures are only as good as the machine was quiet)"
+        if [ -n "$BENCHES" ]; then
+            echo "- Run: \`BENCH=$BENCH THREADS=$THREADS REPS=$REPS DURATION=$DURATION\`, benchmarks: $BENCHES; load average at the start $REPORT_LOAD0, at the end $(loadavg) (the figures are only as good as the machine was quiet; each benchmark's section gives its own)"
+        else
+            echo "- Run: report rewritten from the results of earlier runs (their dates below; each benchmark's section gives its settings and load)"
+        fi
         if [ -s "$RESULTS/timing.csv" ]; then
             printf -- '- Time per benchmark:'
             awk -F, 'NR > 1 { printf "%s %s %s (%s, %s)", sep, $1, $3, $4, $2; sep = ";" } END { print "" }' \
@@ -1633,7 +1677,7 @@ write_report() {
         echo
         echo "## rcgc against its peers"
         echo
-        echo "Each figure is the median of the repetitions, with min-max for rcgc; every peer ran in the same run, taking turns with rcgc. The ratio after each peer is **rcgc's advantage**: the peer's time over rcgc's, or rcgc's throughput over the peer's, so above 1.00x rcgc is better and below it (in bold) rcgc is behind; ~ marks a ratio whose two min-max ranges overlap (within the run-to-run spread). thr: threads; wkr: collector threads (workers, Boehm's markers); bare-stop: a hand-rolled stop of the same threads (no library offers a pause to compare with); glibc in GCBench: malloc/free, a reference."
+        echo "Each figure is the median of the repetitions, with min-max for rcgc; every peer ran in the same run, taking turns with rcgc. The ratio after each peer is **rcgc's advantage**: the peer's time over rcgc's, or rcgc's throughput over the peer's, so above 1.00x rcgc is better and below it (in bold) rcgc is behind; ~ marks a ratio whose two min-max ranges overlap (within the run-to-run spread). thr: threads; wkr: collector threads (workers, Boehm's markers); plain: a non-atomic counter (not thread-safe), the floor for the owner thread's pair; bare-stop: a hand-rolled stop of the same threads (no library offers a pause to compare with)."
         echo
         echo "| workload | case | unit | rcgc | peers: median (rcgc advantage) |"
         echo "|---|---|---|---:|---|"
@@ -1702,14 +1746,18 @@ write_report() {
 # ------------------------------------------------------------------------
 # main
 # ------------------------------------------------------------------------
+# "report" alone: only rewrite overview.md and summary.md from the results
+# already in $RESULTS.
+[ "$BENCHES" = report ] && BENCHES=""
 for b in $BENCHES; do
-    declare -F "bench_$b" >/dev/null || die "unknown benchmark '$b' (known: $ALL_BENCHES)"
+    declare -F "bench_$b" >/dev/null || die "unknown benchmark '$b' (known: $ALL_BENCHES, or report)"
 done
 command -v gnuplot >/dev/null || note "gnuplot not found (install gnuplot-nox): no plots"
 REPORT_LOAD0=$(loadavg)
 # timing.csv: one row per benchmark, the latest run of each.
 [ -f "$RESULTS/timing.csv" ] || echo "bench,date,duration,status" > "$RESULTS/timing.csv"
 nb=$(wc -w <<< "$BENCHES")
+nfailed=0
 ib=0
 for b in $BENCHES; do
     ib=$(( ib + 1 ))
@@ -1728,14 +1776,14 @@ for b in $BENCHES; do
         st="failed (exit $status)"
         note "$b: the benchmark failed (exit $status): no figures from it in this run"
     fi
-    [ "$status" -ne 0 ] && nfailed=$(( ${nfailed:-0} + 1 ))
+    [ "$status" -ne 0 ] && nfailed=$(( nfailed + 1 ))
     sed -i "/^$b,/d" "$RESULTS/timing.csv"
     echo "$b,$(date '+%Y-%m-%d %H:%M'),$(mmss $(( SECONDS - t0 ))),$st" >> "$RESULTS/timing.csv"
     log "##### $b: $(mmss $(( SECONDS - t0 ))), $st"
 done
 write_report
 log "run.sh: done in $(mmss "$SECONDS")"
-if [ "${nfailed:-0}" -gt 0 ]; then
+if [ "$nfailed" -gt 0 ]; then
     log "run.sh: $nfailed benchmark(s) failed (see the notes in $RESULTS/overview.md)"
     exit 1
 fi

@@ -29,7 +29,6 @@ trap 'rm -f "$body"' EXIT
 {
     echo "$begin"
     echo "<!-- Written by bench/update_docs.sh from $ov; edit the notes outside the markers. -->"
-    echo
     # drop the title, move every section one level down, point the images
     # at docs/bench/
     sed -e '1{/^# /d}' -e 's/^## /### /' -e 's/^!\[\([^]]*\)\](\([^/)]*\.png\))$/![\1](bench\/\2)/' "$ov"
