@@ -90,6 +90,7 @@
 # here (library missing, build failed) is left out with a note in the
 # report; a benchmark that fails does not stop the others.
 set -euo pipefail
+export LC_ALL=C     # decimal points, not commas, in every figure
 
 cd "$(dirname "$0")/.."
 
@@ -188,21 +189,32 @@ ncores() { nproc 2>/dev/null || getconf _NPROCESSORS_ONLN; }
 tree_rev() { git describe --always --dirty 2>/dev/null || echo unknown; }
 
 # stats V...: "median min max" of the numbers given (median of an even
-# count: the mean of the middle two).
+# count: the mean of the middle two); "NA NA NA" when none is a number.
+# One awk (sorting inside): called once per figure.
 stats() {
-    # (no numbers: printf still prints one empty line, which is skipped)
-    printf '%s\n' "$@" | sort -g | awk '
-        NF == 0 || $1 == "NA" { next }
-        { v[++n] = $1 }
-        END {
-            if (n == 0) { print "NA NA NA"; exit }
-            med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-            printf "%.3f %.3f %.3f\n", med, v[1], v[n]
-        }'
+    awk -v s="$*" 'BEGIN {
+        m = split(s, w, " ")
+        for (i = 1; i <= m; i++) {
+            if (w[i] == "NA" || w[i] == "") continue
+            x = w[i] + 0; j = ++n
+            while (j > 1 && v[j - 1] > x) { v[j] = v[j - 1]; j-- }
+            v[j] = x
+        }
+        if (n == 0) { print "NA NA NA"; exit }
+        med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        printf "%.3f %.3f %.3f\n", med, v[1], v[n]
+    }'
 }
 
-# field KEY LINE: the value of KEY=value in a RESULT line.
-field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
+# field KEY LINE: the value of KEY=value in a RESULT line. Pure bash: on a
+# busy machine every process spawned costs tens of milliseconds, and the
+# benchmarks call this hundreds of times.
+field() {
+    local w
+    for w in $2; do
+        if [[ $w == "$1="* ]]; then printf '%s\n' "${w#*=}"; return 0; fi
+    done
+}
 
 # agg_results FILE [REQUIRE]: for RESULT lines tagged variant=V (and
 # carrying threads=T), one line "V T KEY median min max count" per variant,
@@ -246,11 +258,18 @@ agg_results() {
         }' "$1"
 }
 
-# agg_get AGGFILE VARIANT THREADS KEY: "median min max" (NA NA NA if absent).
-agg_get() {
-    awk -v v="$2" -v t="$3" -v k="$4" '$1 == v && $2 == t && $3 == k { print $4, $5, $6; f = 1; exit }
-        END { if (!f) print "NA NA NA" }' "$1"
+# agg_load AGGFILE: agg_results' lines into the associative arrays AGG
+# ("V,T,KEY" -> "median min max") and AGGN ("V,T,KEY" -> count), which the
+# caller declares (local -A AGG=() AGGN=()); agg_get V T KEY then prints
+# "median min max" (NA NA NA if absent) without starting a process.
+agg_load() {
+    local v t k m lo hi n
+    while read -r v t k m lo hi n; do
+        AGG["$v,$t,$k"]="$m $lo $hi"
+        AGGN["$v,$t,$k"]=$n
+    done < "$1"
 }
+agg_get() { printf '%s\n' "${AGG["$1,$2,$3"]:-NA NA NA}"; }
 
 # ratio A B: A/B formatted as "1.23x", or "-" when either is missing.
 ratio() {
@@ -340,7 +359,7 @@ bench_alloc() {
                     line=$(grep -m1 '^RESULT ' "$WORK/out" || true)
                     mops=""
                     if [ "$status" -eq 0 ] && [ -n "$line" ]; then
-                        mops=$(awk -v v="$(field ops_per_sec "$line")" 'BEGIN { printf "%.3f\n", v / 1e6 }')
+                        printf -v mops '%.3f' "$(field ops_per_sec "$line")e-6"
                         version[$a]=$(field version "$line")
                         vals["$wl,$t,$a"]+="$mops "
                         log "$mops Mops/s"
@@ -646,10 +665,14 @@ bench_safepoint() {
             "${cmd[@]}" > "$WORK/out" 2> "$WORK/err" || status=$?
             line=$(grep -m1 '^RESULT ' "$WORK/out" || true)
             if [ "$status" -eq 0 ] && [ -n "$line" ]; then
+                local -A kv=()
+                local w
+                for w in $line; do kv[${w%%=*}]=${w#*=}; done
                 for key in $keys; do
-                    vals["$t,$key"]+="$(field "$key" "$line") "
+                    vals["$t,$key"]+="${kv[$key]:-NA} "
                 done
-                log "TTSP p50 $(field ttsp_p50_us "$line") us, p99 $(field ttsp_p99_us "$line") us, $(field pauses "$line") pauses"
+                log "TTSP p50 ${kv[ttsp_p50_us]:-?} us, p99 ${kv[ttsp_p99_us]:-?} us, ${kv[pauses]:-?} pauses"
+                unset kv
                 # rcgc's warnings (watchdog, stats mismatch) are findings: show them.
                 grep -i 'warning' "$WORK/out" "$WORK/err" | sed 's/^[^:]*://' >&2 || true
             else
@@ -1235,21 +1258,22 @@ bench_gcbench() {
     echo "variant,threads,phase,median_ms,min_ms,max_ms" > "$dcsv"
     # medians over the runs whose final check passed (ok=1)
     local agg=$WORK/gcb_agg
+    local -A AGG=() AGGN=()
     agg_results "$res" " ok=1 " > "$agg"
+    agg_load "$agg"
     declare -A med=() cell=() dcell=()
     local m lo hi n mn mnl mnh rss gcc gcp gcm bad ph
     overview_begin gcbench
     for t in "${T[@]}"; do
         for v in "${V[@]}"; do
-            read -r m lo hi <<< "$(agg_get "$agg" "$v" "$t" seconds)"
-            read -r mn mnl mnh <<< "$(agg_get "$agg" "$v" "$t" mnodes_per_s)"
-            n=$(awk -v v="$v" -v t="$t" '$1 == v && $2 == t && $3 == "seconds" { print $7 }' "$agg")
-            n=${n:-0}
+            read -r m lo hi <<< "$(agg_get "$v" "$t" seconds)"
+            read -r mn mnl mnh <<< "$(agg_get "$v" "$t" mnodes_per_s)"
+            n=${AGGN["$v,$t,seconds"]:-0}
             bad=$(grep "^RESULT variant=$v " "$res" | grep " threads=$t " | grep -c ' ok=0 ' || true)
-            rss=$(agg_get "$agg" "$v" "$t" peak_rss_mb | cut -d' ' -f1)
-            gcc=$(agg_get "$agg" "$v" "$t" gc_collections | cut -d' ' -f1)
-            gcp=$(agg_get "$agg" "$v" "$t" gc_pause_total_ms | cut -d' ' -f1)
-            gcm=$(agg_get "$agg" "$v" "$t" gc_pause_max_ms | cut -d' ' -f1)
+            read -r rss _ <<< "$(agg_get "$v" "$t" peak_rss_mb)"
+            read -r gcc _ <<< "$(agg_get "$v" "$t" gc_collections)"
+            read -r gcp _ <<< "$(agg_get "$v" "$t" gc_pause_total_ms)"
+            read -r gcm _ <<< "$(agg_get "$v" "$t" gc_pause_max_ms)"
             echo "$v,$t,$m,$lo,$hi,$n,$mn,$mnl,$mnh,$rss,$gcc,$gcp,$gcm,$bad" >> "$csv"
             case "$v" in
                 rcgc|boehm) overview_row gcbench "GCBench (Boehm's)" "$t thr" s lower "$v" "$m $lo $hi" ;;
@@ -1262,9 +1286,13 @@ bench_gcbench() {
             fi
             for ph in "${P[@]}"; do
                 local ds
-                ds=$(agg_get "$agg" "$v" "$t" "${ph}_ms")
+                ds=${AGG["$v,$t,${ph}_ms"]:-NA NA NA}
                 echo "$v,$t,$ph,${ds// /,}" >> "$dcsv"
-                dcell[$v,$t,$ph]=$(awk -v x="${ds%% *}" 'BEGIN { if (x == "NA") print "-"; else printf (x < 100 ? "%.1f" : "%.0f"), x }')
+                local dm=${ds%% *}
+                if [ "$dm" = NA ]; then dcell[$v,$t,$ph]="-"
+                elif [ "${dm%%.*}" -lt 100 ]; then printf -v "dcell[$v,$t,$ph]" '%.1f' "$dm"
+                else printf -v "dcell[$v,$t,$ph]" '%.0f' "$dm"
+                fi
             done
         done
     done
@@ -1429,20 +1457,21 @@ bench_binary_trees() {
     echo "variant,depth,threads,median_s,min_s,max_s,runs,checksums,peak_rss_mb,gc_collections,gc_pause_total_ms,gc_pause_max_ms" > "$csv"
     declare -A med=() cell=()
     local m lo hi n cks rss gcc gcp gcm all_ck="" agg=$WORK/bt_agg
+    local -A AGG=() AGGN=()
     agg_results "$res" > "$agg"
+    agg_load "$agg"
     overview_begin binary_trees
     for t in "${T[@]}"; do
         for v in "${V[@]}"; do
-            read -r m lo hi <<< "$(agg_get "$agg" "$v" "$t" seconds)"
-            n=$(awk -v v="$v" -v t="$t" '$1 == v && $2 == t && $3 == "seconds" { print $7 }' "$agg")
-            n=${n:-0}
+            read -r m lo hi <<< "$(agg_get "$v" "$t" seconds)"
+            n=${AGGN["$v,$t,seconds"]:-0}
             cks=$(bt_lines "$v" "$t" | grep -o ' checksum=[0-9a-f]*' | cut -d= -f2 | sort -u | tr '\n' ' ')
             cks=${cks% }
             all_ck+="$cks "
-            rss=$(agg_get "$agg" "$v" "$t" peak_rss_mb | cut -d' ' -f1)
-            gcc=$(agg_get "$agg" "$v" "$t" gc_collections | cut -d' ' -f1)
-            gcp=$(agg_get "$agg" "$v" "$t" gc_pause_total_ms | cut -d' ' -f1)
-            gcm=$(agg_get "$agg" "$v" "$t" gc_pause_max_ms | cut -d' ' -f1)
+            read -r rss _ <<< "$(agg_get "$v" "$t" peak_rss_mb)"
+            read -r gcc _ <<< "$(agg_get "$v" "$t" gc_collections)"
+            read -r gcp _ <<< "$(agg_get "$v" "$t" gc_pause_total_ms)"
+            read -r gcm _ <<< "$(agg_get "$v" "$t" gc_pause_max_ms)"
             echo "$v,$depth,$t,$m,$lo,$hi,$n,${cks// /;},$rss,$gcc,$gcp,$gcm" >> "$csv"
             case "$v" in
                 rcgc|glibc|mimalloc|boehm)
