@@ -81,14 +81,23 @@
 # binary_trees one per thread count, variant and repetition, the variants
 # taking turns.
 #
-# Output (bench/results/): a CSV per workload, PNG plots (gnuplot), a
-# Markdown summary per benchmark (<name>_summary.md), and the report:
-# overview.md (machine, date, tree, one table of every workload with
-# rcgc's ratio against each peer, where rcgc is behind, the plots) and
-# summary.md (overview.md, then every benchmark's summary). The overview
-# table is printed on the terminal at the end too. A peer that cannot run
-# here (library missing, build failed) is left out with a note in the
-# report; a benchmark that fails does not stop the others.
+# Output (bench/results/): a CSV per workload (alloc_<workload>.csv,
+# rc.csv, safepoint.csv, gc.csv, gcbench.csv and gcbench_depths.csv,
+# binary_trees.csv), PNG plots (gnuplot: alloc_<workload>.png, gcbench.png
+# and binary_trees.png against threads, gc.png pause against heap size,
+# safepoint.png), a Markdown summary per benchmark (<name>_summary.md), the
+# rows of the overview (<name>_overview.csv), timing.csv (how long each
+# benchmark took), and the report: overview.md (machine, date, tree, one
+# table of every workload with rcgc's ratio against each peer, where rcgc
+# is behind, the plots) and summary.md (overview.md, then every
+# benchmark's summary). The overview table is printed on the terminal at
+# the end too. A peer that cannot run here (library missing, build
+# failed) is left out with a note in the report; a benchmark that fails
+# does not stop the others (run.sh then exits 1).
+#
+# Progress: a line per run, "[i/n elapsed, ~time left in this benchmark]",
+# a dot every 5 s of a long run, and the time since the start at each
+# benchmark.
 set -euo pipefail
 export LC_ALL=C     # decimal points, not commas, in every figure
 
@@ -112,6 +121,14 @@ BAZEL=${BAZEL:-bazel}
 mkdir -p "$RESULTS"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rcgc-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+# Ctrl-C: stop the measured process too (a background job of a script
+# ignores SIGINT), then leave.
+trap 'kill ${TICK_PID:-} 2>/dev/null; exit 130' INT TERM
+# The terminal's stderr, for the progress dots of commands whose stderr
+# goes to a file; and a pipe nobody writes, for read -t to sleep on
+# without starting a process.
+exec {TICK_FD}>&2
+exec {NAP_FD}<> <(:)
 
 # ------------------------------------------------------------------------
 # Helpers shared by the benchmarks
@@ -800,13 +817,30 @@ find_python() {
     printf '%s\n' "$py"
 }
 
+# run_ticking CMD...: run CMD, printing a dot on the terminal every 5
+# seconds it takes (a depth-21 binary-trees run takes minutes); CMD's
+# status.
+run_ticking() {
+    "$@" &
+    TICK_PID=$!
+    local n=0 status=0
+    while kill -0 "$TICK_PID" 2>/dev/null; do
+        read -r -t 0.1 -u "$NAP_FD" _ || true
+        n=$(( n + 1 ))
+        (( n % 50 == 0 )) && printf '.' >&"$TICK_FD"
+    done
+    wait "$TICK_PID" || status=$?
+    TICK_PID=""
+    return "$status"
+}
+
 # run_logged FAILURES OUT TIMEOUT CMD...: run CMD under timeout; its
 # RESULT lines are appended to OUT; a failure (exit status, timeout) is
 # logged with its output to FAILURES. Returns CMD's status.
 run_logged() {
     local failures=$1 outf=$2 timeout_s=$3 status=0
     shift 3
-    timeout -k 5 "$timeout_s" "$@" > "$WORK/out" 2> "$WORK/err" || status=$?
+    run_ticking timeout -k 5 "$timeout_s" "$@" > "$WORK/out" 2> "$WORK/err" || status=$?
     grep '^RESULT ' "$WORK/out" >> "$outf" || true
     if [ "$status" -eq 0 ]; then
         log "ok"
