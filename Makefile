@@ -28,6 +28,9 @@ endif
 ifdef THREADS
 export THREADS
 endif
+ifdef UPDATE_DOCS
+export UPDATE_DOCS
+endif
 ifdef DESTDIR
 export DESTDIR
 endif
@@ -46,12 +49,16 @@ test: deps
 	tools/test.sh
 
 # The benchmarks are tagged manual, so `bazel build //bench/...` would skip
-# them: ask bazel query for every binary under bench/ instead.
+# them: ask bazel query for every binary under bench/ instead. A binary
+# that does not build (a peer's library missing) does not stop the others:
+# run.sh leaves its benchmark or peer out and the report says so.
+# UPDATE_DOCS=1 also copies the report into docs/BENCHMARKS.md.
 bench: deps
 	@if [ -f bench/run.sh ]; then \
 	    targets=$$($(BAZEL) query --color=no 'kind("cc_binary|cc_test", //bench/...)' 2>/dev/null); \
 	    echo "==> $(BAZEL) build //lib:rcgc" $$targets; \
-	    $(BAZEL) build --color=no --curses=no --jobs=$(JOBS) //lib:rcgc $$targets && \
+	    $(BAZEL) build --color=no --curses=no --keep_going --jobs=$(JOBS) //lib:rcgc $$targets || \
+	        echo "make bench: some binaries did not build; bench/run.sh leaves them out and says so"; \
 	    bash bench/run.sh; \
 	else \
 	    echo "make bench: bench/run.sh does not exist yet; no benchmarks to run"; \

@@ -1,20 +1,43 @@
 #!/usr/bin/env bash
-# Run rcgc's benchmarks beside their peers and write the results under
+# Run rcgc's benchmarks beside their peers and write the report under
 # bench/results/ (make bench calls this). One function per benchmark,
 # bench_<name>; the BENCHES list (or the arguments) picks which run.
 #
-#   bench/run.sh                 # every benchmark, quick
+#   bench/run.sh                 # every benchmark, quick (a few minutes on 2 cores)
 #   BENCH=full bench/run.sh      # more threads, more repetitions, longer
+#   THREADS=1,2,4,8,16,32 bench/run.sh   # the thread counts of every threaded workload
 #   bench/run.sh alloc           # just alloc_bench
 #   bench/run.sh rc safepoint    # rc_bench, then safepoint_bench
-#   bench/run.sh gc binary_trees # the collector: gc_bench and binary_trees
+#   bench/run.sh gc gcbench binary_trees # the collector
+#   UPDATE_DOCS=1 bench/run.sh   # also copy the report into docs/BENCHMARKS.md
+#   bench/run.sh report          # only rewrite the report from bench/results/
+#
+# Benchmarks (in the order they run):
+#   alloc         small-object malloc/free, threads x workloads local, remote
+#                 (cross-thread frees), prodcons (xmalloc-test's producer/
+#                 consumer hand-off): rcgc, glibc, jemalloc, mimalloc
+#   rc            reference counting: plain, atomic, rcgc's biased counts
+#   safepoint     time to safepoint against mutator threads
+#   gc            full and young collection pauses against heap size: rcgc,
+#                 CPython's gc.collect(), Boehm's GC_gcollect()
+#   gcbench       Boehm's GCBench pattern (long-lived tree and array,
+#                 short-lived trees top-down and bottom-up) against threads:
+#                 rcgc, Boehm GC (and malloc/free as a reference)
+#   binary_trees  the Benchmarks Game's binary-trees: glibc, mimalloc,
+#                 Boehm GC, rcgc
 #
 # Environment:
 #   BENCH      quick | full (default quick)
-#   THREADS    comma-separated thread counts (default quick 1,2,4; full 1,2,4,8,16)
+#   THREADS    comma-separated thread counts of every threaded workload
+#              (default quick 1,2,4; full 1,2,4,8,16); safepoint_bench,
+#              binary_trees and the collector's workers have their own
+#              defaults below, which THREADS overrides when given
 #   REPS       repetitions of each measurement (default quick 3, full 5)
 #   DURATION   seconds per measurement (default quick 1, full 2)
-#   BENCHES    benchmarks to run, space-separated (default: all, "alloc rc safepoint gc binary_trees")
+#   BENCHES    benchmarks to run, space-separated (default: all of the above)
+#   UPDATE_DOCS  1: copy the report (bench/results/overview.md) into
+#              docs/BENCHMARKS.md's Summary section and its plots into
+#              docs/bench/ (bench/update_docs.sh; default 0)
 #   ALLOCS     alloc_bench: allocators (default "rcgc glibc jemalloc mimalloc")
 #   WORKLOADS  alloc_bench: workloads (default "local remote prodcons")
 #   JEMALLOC_SO  libjemalloc.so.2 to LD_PRELOAD (default: found with dpkg / ldconfig)
@@ -25,15 +48,22 @@
 #   SP_SECONDS safepoint_bench: seconds of pauses per run (default quick 2, full 4)
 #   GC_SIZES   gc_bench: objects per graph (default quick "100000 1000000",
 #              full adds 10000000)
-#   GC_WORKERS gc_bench: collector thread counts, cfg.gc_workers (default 1,2)
+#   GC_WORKERS gc_bench: collector thread counts, cfg.gc_workers (default:
+#              the THREADS counts up to the number of cores, 1 and 2 on 2 cores)
 #   GC_IMPLS   gc_bench: default "rcgc rcgc_purge0 cpython boehm" (rcgc_purge0:
 #              rcgc with RCGC_PURGE=0)
 #   GC_YOUNG_OLD, GC_YOUNG_N, GC_YOUNG_REPS  gc_bench young collections: old
 #              objects (default 1000000), young garbage per collection (10000),
 #              collections per process (5)
 #   PYTHON     python3 for gc_bench.py (default /usr/bin/python3, else PATH's)
+#   GCB_THREADS  gcbench: thread counts (default THREADS)
+#   GCB_VARIANTS gcbench: default "boehm rcgc rcgc_purge0 glibc" (rcgc_purge0:
+#              RCGC_PURGE=0; glibc: malloc/free, a reference, not a peer)
+#   GCB_STRETCH  gcbench: stretch tree depth, which sets the work per depth
+#              (default 18, GCBench's; the long-lived tree is 16, depths 4..16)
 #   BT_DEPTH   binary_trees: depth (default quick 18, full 21, the game's)
-#   BT_THREADS binary_trees: threads (default 2)
+#   BT_THREADS binary_trees: thread counts (default quick 2; full THREADS;
+#              THREADS when given)
 #   BT_VARIANTS binary_trees: default "glibc mimalloc boehm rcgc rcgc_purge0
 #              rcgc_purge0_nogc" (RCGC_PURGE=0; and RCGC_GC_THRESHOLD=0)
 #   RESULTS    output folder (default bench/results)
@@ -46,12 +76,30 @@
 # one process (its variants take turns); safepoint_bench runs one process
 # per thread count and repetition, the thread counts taking turns.
 # gc_bench runs one process per repetition, graph size and implementation
-# (rcgc: both worker counts inside, re-initialised between; Boehm: one per
-# marker count), the implementations taking turns; binary_trees one per
-# variant and repetition, the variants taking turns.
+# (rcgc: every worker count inside, re-initialised between; Boehm: one per
+# marker count), the implementations taking turns; gcbench and
+# binary_trees one per thread count, variant and repetition, the variants
+# taking turns.
 #
-# Each benchmark writes <name>_summary.md; summary.md gathers them all.
+# Output (bench/results/): a CSV per workload (alloc_<workload>.csv,
+# rc.csv, safepoint.csv, gc.csv, gcbench.csv and gcbench_depths.csv,
+# binary_trees.csv), PNG plots (gnuplot: alloc_<workload>.png, gcbench.png
+# and binary_trees.png against threads, gc.png pause against heap size,
+# safepoint.png), a Markdown summary per benchmark (<name>_summary.md), the
+# rows of the overview (<name>_overview.csv), timing.csv (how long each
+# benchmark took), and the report: overview.md (machine, date, tree, one
+# table of every workload with rcgc's ratio against each peer, where rcgc
+# is behind, the plots) and summary.md (overview.md, then every
+# benchmark's summary). The overview table is printed on the terminal at
+# the end too. A peer that cannot run here (library missing, build
+# failed) is left out with a note in the report; a benchmark that fails
+# does not stop the others (run.sh then exits 1).
+#
+# Progress: a line per run, "[i/n elapsed, ~time left in this benchmark]",
+# a dot every 5 s of a long run, and the time since the start at each
+# benchmark.
 set -euo pipefail
+export LC_ALL=C     # decimal points, not commas, in every figure
 
 cd "$(dirname "$0")/.."
 
@@ -65,7 +113,7 @@ THREADS_GIVEN=${THREADS:-}
 THREADS=${THREADS:-$def_threads}
 REPS=${REPS:-$def_reps}
 DURATION=${DURATION:-$def_duration}
-ALL_BENCHES="alloc rc safepoint gc binary_trees"
+ALL_BENCHES="alloc rc safepoint gc gcbench binary_trees"
 BENCHES=${*:-${BENCHES:-$ALL_BENCHES}}
 RESULTS=${RESULTS:-bench/results}
 BAZEL=${BAZEL:-bazel}
@@ -73,6 +121,14 @@ BAZEL=${BAZEL:-bazel}
 mkdir -p "$RESULTS"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rcgc-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+# Ctrl-C: stop the measured process too (a background job of a script
+# ignores SIGINT), then leave.
+trap 'kill ${TICK_PID:-} 2>/dev/null; exit 130' INT TERM
+# The terminal's stderr, for the progress dots of commands whose stderr
+# goes to a file; and a pipe nobody writes, for read -t to sleep on
+# without starting a process.
+exec {TICK_FD}>&2
+exec {NAP_FD}<> <(:)
 
 # ------------------------------------------------------------------------
 # Helpers shared by the benchmarks
@@ -80,17 +136,63 @@ trap 'rm -rf "$WORK"' EXIT
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 2; }
 
+# note TEXT: something the report must say (a peer that cannot run here,
+# a benchmark that failed): shown now, and listed under "Notes" in
+# overview.md. $WORK/notes collects them across the benchmarks' subshells.
+note() {
+    log "run.sh: note: $*"
+    printf '%s\n' "$*" >> "$WORK/notes"
+}
+
 # build_bench TARGET: bazel build //bench:TARGET and copy the binary to
 # $WORK, so that builds made meanwhile (another config moves bazel-bin)
-# cannot change what this run measures. Prints the copy's path.
+# cannot change what this run measures. Prints the copy's path; dies (the
+# benchmark, not the run: each runs in a subshell) if it cannot be built.
 build_bench() {
+    try_build "$1" || die "bazel build //bench:$1 failed (a peer's library missing? make deps installs them)"
+}
+
+# try_build TARGET: build_bench that returns 1 instead of dying, for a
+# peer's binary the benchmark can do without.
+try_build() {
     local target=$1 bin
     log "=== building //bench:$target"
-    "$BAZEL" build "//bench:$target" >&2 || die "bazel build //bench:$target failed"
+    "$BAZEL" build --color=no --curses=no "//bench:$target" >&2 || return 1
     bin=$("$BAZEL" info bazel-bin 2>/dev/null)/bench/$target
-    [ -x "$bin" ] || die "no binary at $bin after the build"
+    [ -x "$bin" ] || return 1
     cp "$bin" "$WORK/$target"
     printf '%s\n' "$WORK/$target"
+}
+
+# Progress with an estimate of the time left in the current benchmark:
+# progress_start at its first run, then "$(progress I TOTAL)" in each line
+# prints "[I/TOTAL 1:05, ~2:10 left]" (elapsed since progress_start; the
+# estimate is the mean time of the runs done so far times the runs left).
+progress_start() { PROGRESS_T0=$SECONDS; }
+mmss() { printf '%d:%02d' $(( $1 / 60 )) $(( $1 % 60 )); }
+progress() {
+    local i=$1 total=$2 el=$(( SECONDS - ${PROGRESS_T0:-$SECONDS} )) left="?"
+    [ "$i" -gt 1 ] && left=$(mmss $(( el * (total - i + 1) / (i - 1) )))
+    printf '[%d/%d %s, ~%s left]' "$i" "$total" "$(mmss "$el")" "$left"
+}
+
+# Rows for the overview table (overview.md and the terminal), one file per
+# benchmark: $RESULTS/<bench>_overview.csv with the columns
+#   workload,case,unit,better,impl,median,min,max
+# better: "higher" or "lower" (is a higher figure better?); impl "rcgc" is
+# the subject, every other impl of the same workload and case a peer.
+# overview_begin BENCH empties the file; overview_row BENCH WORKLOAD CASE
+# UNIT BETTER IMPL "MEDIAN MIN MAX" appends a row (nothing if MEDIAN is NA
+# or empty).
+overview_begin() {
+    echo "workload,case,unit,better,impl,median,min,max" > "$RESULTS/$1_overview.csv"
+}
+overview_row() {
+    local m lo hi
+    read -r m lo hi <<< "$7"
+    [ -z "$m" ] || [ "$m" = NA ] && return 0
+    printf '%s,%s,%s,%s,%s,%s,%s,%s\n' "${2//,/;}" "${3//,/;}" "${4//,/;}" "$5" "$6" "$m" "${lo:-$m}" "${hi:-$m}" \
+        >> "$RESULTS/$1_overview.csv"
 }
 
 # The machine, for summaries: CPU model, cores, kernel, date.
@@ -104,25 +206,100 @@ ncores() { nproc 2>/dev/null || getconf _NPROCESSORS_ONLN; }
 tree_rev() { git describe --always --dirty 2>/dev/null || echo unknown; }
 
 # stats V...: "median min max" of the numbers given (median of an even
-# count: the mean of the middle two).
+# count: the mean of the middle two); "NA NA NA" when none is a number.
+# One awk (sorting inside): called once per figure.
 stats() {
-    printf '%s\n' "$@" | sort -g | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) { print "NA NA NA"; exit }
-            med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            printf "%.3f %.3f %.3f\n", med, v[1], v[NR]
-        }'
+    awk -v s="$*" 'BEGIN {
+        m = split(s, w, " ")
+        for (i = 1; i <= m; i++) {
+            if (w[i] == "NA" || w[i] == "") continue
+            x = w[i] + 0; j = ++n
+            while (j > 1 && v[j - 1] > x) { v[j] = v[j - 1]; j-- }
+            v[j] = x
+        }
+        if (n == 0) { print "NA NA NA"; exit }
+        med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        printf "%.3f %.3f %.3f\n", med, v[1], v[n]
+    }'
 }
 
-# field KEY LINE: the value of KEY=value in a RESULT line.
-field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
+# field KEY LINE: the value of KEY=value in a RESULT line. Pure bash: on a
+# busy machine every process spawned costs tens of milliseconds, and the
+# benchmarks call this hundreds of times.
+field() {
+    local w
+    for w in $2; do
+        if [[ $w == "$1="* ]]; then printf '%s\n' "${w#*=}"; return 0; fi
+    done
+}
+
+# agg_results FILE [REQUIRE]: for RESULT lines tagged variant=V (and
+# carrying threads=T), one line "V T KEY median min max count" per variant,
+# thread count and numeric KEY, over the lines that contain the string
+# REQUIRE (default: all). One awk for the lot: a shell loop over keys and
+# lines spawns thousands of processes (tens of seconds on a busy machine).
+agg_results() {
+    awk -v req="${2:-}" '
+        function sortv(a, n,    i, j, t) {
+            for (i = 2; i <= n; i++) {
+                t = a[i]; j = i - 1
+                while (j >= 1 && a[j] + 0 > t + 0) { a[j + 1] = a[j]; j-- }
+                a[j + 1] = t
+            }
+        }
+        /^RESULT / && (req == "" || index($0, req) > 0) {
+            v = ""; t = ""
+            for (i = 2; i <= NF; i++) {
+                e = index($i, "="); if (e == 0) continue
+                k = substr($i, 1, e - 1); x = substr($i, e + 1)
+                if (k == "variant" && v == "") v = x
+                else if (k == "threads" && t == "") t = x
+                else if (x ~ /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/) { kv[i] = k; xv[i] = x }
+            }
+            for (i = 2; i <= NF; i++) if (i in kv) {
+                g = v SUBSEP t SUBSEP kv[i]
+                if (!(g in cnt)) { keys[++ng] = g; cnt[g] = 0 }
+                vals[g, ++cnt[g]] = xv[i]
+            }
+            split("", kv); split("", xv)
+        }
+        END {
+            for (q = 1; q <= ng; q++) {
+                g = keys[q]; n = cnt[g]
+                for (j = 1; j <= n; j++) a[j] = vals[g, j]
+                sortv(a, n)
+                med = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+                split(g, p, SUBSEP)
+                printf "%s %s %s %.4f %.4f %.4f %d\n", p[1], p[2], p[3], med, a[1], a[n], n
+            }
+        }' "$1"
+}
+
+# agg_load AGGFILE: agg_results' lines into the associative arrays AGG
+# ("V,T,KEY" -> "median min max") and AGGN ("V,T,KEY" -> count), which the
+# caller declares (local -A AGG=() AGGN=()); agg_get V T KEY then prints
+# "median min max" (NA NA NA if absent) without starting a process.
+agg_load() {
+    local v t k m lo hi n
+    while read -r v t k m lo hi n; do
+        AGG["$v,$t,$k"]="$m $lo $hi"
+        AGGN["$v,$t,$k"]=$n
+    done < "$1"
+}
+agg_get() { printf '%s\n' "${AGG["$1,$2,$3"]:-NA NA NA}"; }
 
 # ratio A B: A/B formatted as "1.23x", or "-" when either is missing.
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN {
         if (a == "NA" || b == "NA" || a == "" || b == "" || b + 0 == 0) print "-"
         else printf "%.2fx\n", a / b }'
+}
+
+# sci N: 10^k for a power of ten, else N.
+sci() {
+    awk -v n="$1" 'BEGIN { k = 0; m = n + 0
+        while (m >= 10 && m % 10 == 0) { m /= 10; k++ }
+        if (m == 1 && k > 0) printf "10^%d\n", k; else print n }'
 }
 
 # ------------------------------------------------------------------------
@@ -154,7 +331,16 @@ bench_alloc() {
     local a
     for a in $allocs; do
         if [ "$a" = jemalloc ] && [ -z "$jemalloc_so" ]; then
-            log "run.sh: libjemalloc.so.2 not found (install libjemalloc2 or set JEMALLOC_SO): skipping jemalloc"
+            note "alloc: libjemalloc.so.2 not found (install libjemalloc2 or set JEMALLOC_SO): jemalloc left out"
+            continue
+        fi
+        # A short trial run: a peer whose library is missing (mimalloc is
+        # dlopen()ed) is left out with a note instead of failing every run.
+        local -a probe=(env -u LD_PRELOAD)
+        [ "$a" = jemalloc ] && probe=(env LD_PRELOAD="$jemalloc_so")
+        if ! "${probe[@]}" timeout -k 5 30 "$bin" --alloc="$a" --workload=local --threads=1 \
+                --seconds=0.01 > "$WORK/out" 2> "$WORK/err"; then
+            note "alloc: $a cannot run here ($(tail -n 1 "$WORK/err")): left out"
             continue
         fi
         A+=("$a")
@@ -170,6 +356,7 @@ bench_alloc() {
     : > "$failures"
 
     log "=== alloc_bench: ${W[*]} x threads ${T[*]} x ${A[*]}, $REPS reps of ${DURATION}s ($total runs)"
+    progress_start
     declare -A vals=() version=()
     local wl t rep k out err status line mops
     for wl in "${W[@]}"; do
@@ -178,8 +365,8 @@ bench_alloc() {
                 for (( k = 0; k < na; k++ )); do
                     a=${A[$(( (k + rep) % na ))]}   # round robin, rotating start
                     i=$(( i + 1 ))
-                    printf '[%d/%d] %s threads=%s alloc=%s rep=%d/%d ... ' \
-                        "$i" "$total" "$wl" "$t" "$a" $(( rep + 1 )) "$REPS" >&2
+                    printf '%s alloc %s threads=%s %s rep=%d/%d ... ' \
+                        "$(progress "$i" "$total")" "$wl" "$t" "$a" $(( rep + 1 )) "$REPS" >&2
                     local -a cmd=(env -u LD_PRELOAD)
                     [ "$a" = jemalloc ] && cmd=(env LD_PRELOAD="$jemalloc_so")
                     cmd+=(timeout -k 5 "$timeout_s" "$bin" --alloc="$a" --workload="$wl"
@@ -189,7 +376,7 @@ bench_alloc() {
                     line=$(grep -m1 '^RESULT ' "$WORK/out" || true)
                     mops=""
                     if [ "$status" -eq 0 ] && [ -n "$line" ]; then
-                        mops=$(awk -v v="$(field ops_per_sec "$line")" 'BEGIN { printf "%.3f\n", v / 1e6 }')
+                        printf -v mops '%.3f' "$(field ops_per_sec "$line")e-6"
                         version[$a]=$(field version "$line")
                         vals["$wl,$t,$a"]+="$mops "
                         log "$mops Mops/s"
@@ -226,6 +413,7 @@ bench_alloc() {
             vs+="${vs:+, }$a ${version[$a]:-?}"
         done
         echo "- Allocators: $vs (jemalloc by LD_PRELOAD, mimalloc by dlopen; see bench/alloc_bench.c)"
+        echo "- Workloads: local: each thread allocates a batch of 1000 blocks and frees it in shuffled order; remote: threads in a ring, each frees the batches the previous one allocated (every free a cross-thread free); prodcons: xmalloc-test's pattern, threads/2 producers allocate batches and hand them through a mutex-protected list to the other threads, which free them (1 thread: alternates). bench/alloc_bench.c says more"
         echo "- Unit: million malloc+free pairs per second, median (min-max); block sizes 16..128 bytes, batches of 1000"
         echo "- Ratios: rcgc's median over the peer's (above 1.00x: rcgc faster)"
     } > "$md"
@@ -235,8 +423,15 @@ bench_alloc() {
     local have_rcgc=0
     for a in "${A[@]}"; do [ "$a" = rcgc ] && have_rcgc=1; done
 
-    local csv s med mn mx n hdr row
+    local csv s med mn mx n hdr row wlabel
+    overview_begin alloc
     for wl in "${W[@]}"; do
+        case "$wl" in
+            local) wlabel="alloc local" ;;
+            remote) wlabel="alloc remote (cross-thread frees)" ;;
+            prodcons) wlabel="alloc prodcons (xmalloc-test)" ;;
+            *) wlabel="alloc $wl" ;;
+        esac
         csv=$RESULTS/alloc_$wl.csv
         echo "workload,threads,alloc,median_mops,min_mops,max_mops,reps" > "$csv"
 
@@ -276,6 +471,7 @@ bench_alloc() {
                 n=$(echo ${vals["$wl,$t,$a"]:-} | wc -w)
                 medv[$a]=$med
                 echo "$wl,$t,$a,$med,$mn,$mx,$n" >> "$csv"
+                overview_row alloc "$wlabel" "$t thr" "M pairs/s" higher "$a" "$s"
                 if [ "$med" = NA ]; then
                     row+=$(printf ' %22s' FAILED)
                     mdrow+=" FAILED |"
@@ -369,6 +565,20 @@ bench_rc() {
     grep -i 'warning' "$WORK/rc.err" >&2 || true
     cp "$WORK/rc.csv" "$csv"
 
+    # Overview: rcgc's biased counts (owner, non-owner, two threads) beside
+    # a plain and an atomic counter.
+    rc_cell() { awk -F, -v w="$1" -v v="$2" '$1 == w && $2 == v { print $3, $4, $5 }' "$csv"; }
+    overview_begin rc
+    # plain (not thread-safe) is the floor the owner's pair aims at; a
+    # non-owner's pair is atomic, so only the atomic counter is its peer.
+    overview_row rc "refcount: owner thread" "1 thr" "ns/pair" lower rcgc "$(rc_cell 1thread owner)"
+    overview_row rc "refcount: owner thread" "1 thr" "ns/pair" lower plain "$(rc_cell 1thread plain)"
+    overview_row rc "refcount: owner thread" "1 thr" "ns/pair" lower atomic "$(rc_cell 1thread atomic)"
+    overview_row rc "refcount: non-owner thread" "1 thr" "ns/pair" lower rcgc "$(rc_cell 1thread nonowner)"
+    overview_row rc "refcount: non-owner thread" "1 thr" "ns/pair" lower atomic "$(rc_cell 1thread atomic)"
+    overview_row rc "refcount: one shared object" "2 thr" "ns/pair" lower rcgc "$(rc_cell 2threads rcgc)"
+    overview_row rc "refcount: one shared object" "2 thr" "ns/pair" lower atomic "$(rc_cell 2threads atomic)"
+
     # Terminal table, from the CSV rc_bench wrote.
     printf '\nrc (ns per incref+decref pair, median (min-max) of %s; %s pairs each)\n' "$REPS" "$iters"
     printf '%-10s %-9s %28s\n' workload variant ns/pair
@@ -457,6 +667,7 @@ bench_safepoint() {
     local failures=$RESULTS/safepoint_failures.log
     : > "$failures"
     log "=== safepoint_bench: threads ${T[*]}, $REPS reps of ${secs}s of pauses (load average $load_s, $total runs)"
+    progress_start
 
     local keys="ttsp_p50_us ttsp_p99_us ttsp_max_us rt_p50_us rt_p99_us lib_ttsp_p50_us lib_ttsp_p99_us hs_p50_us hs_p99_us hs_rt_p50_us pp_p50_us pp_p99_us pp_idle_p50_us pauses mutator_mops watchdog"
     declare -A vals=()
@@ -465,16 +676,20 @@ bench_safepoint() {
         for (( k = 0; k < nt; k++ )); do
             t=${T[$(( (k + rep) % nt ))]}     # thread counts take turns, rotating start
             i=$(( i + 1 ))
-            printf '[%d/%d] safepoint threads=%s rep=%d/%d ... ' "$i" "$total" "$t" $(( rep + 1 )) "$REPS" >&2
+            printf '%s safepoint threads=%s rep=%d/%d ... ' "$(progress "$i" "$total")" "$t" $(( rep + 1 )) "$REPS" >&2
             local -a cmd=(timeout -k 5 "$timeout_s" "$bin" --threads="$t" --seconds="$secs")
             status=0
             "${cmd[@]}" > "$WORK/out" 2> "$WORK/err" || status=$?
             line=$(grep -m1 '^RESULT ' "$WORK/out" || true)
             if [ "$status" -eq 0 ] && [ -n "$line" ]; then
+                local -A kv=()
+                local w
+                for w in $line; do kv[${w%%=*}]=${w#*=}; done
                 for key in $keys; do
-                    vals["$t,$key"]+="$(field "$key" "$line") "
+                    vals["$t,$key"]+="${kv[$key]:-NA} "
                 done
-                log "TTSP p50 $(field ttsp_p50_us "$line") us, p99 $(field ttsp_p99_us "$line") us, $(field pauses "$line") pauses"
+                log "TTSP p50 ${kv[ttsp_p50_us]:-?} us, p99 ${kv[ttsp_p99_us]:-?} us, ${kv[pauses]:-?} pauses"
+                unset kv
                 # rcgc's warnings (watchdog, stats mismatch) are findings: show them.
                 grep -i 'warning' "$WORK/out" "$WORK/err" | sed 's/^[^:]*://' >&2 || true
             else
@@ -516,10 +731,21 @@ bench_safepoint() {
         "TTSP max" "RT p50" "RT p99" "rcgc p99" "bare p50" "bare p99" "pp p50" "pp p99" pauses "goal (p99)"
     declare -A m=() lo=() hi=()
     local n goal verdict gcell p99cell
+    overview_begin safepoint
     for t in "${T[@]}"; do
         for key in $keys; do
             # shellcheck disable=SC2086
             read -r m[$key] lo[$key] hi[$key] <<< "$(stats ${vals["$t,$key"]:-})"
+        done
+        # Overview: no library offers a pause to compare with; the bare
+        # handshake (the least a cooperative stop of the same threads
+        # costs) is the reference. p99 only (the goal's figure); the p50s
+        # are in safepoint_summary.md.
+        for key in p99; do
+            overview_row safepoint "time to safepoint $key" "$t thr" "us" lower rcgc \
+                "${m[ttsp_${key}_us]} ${lo[ttsp_${key}_us]} ${hi[ttsp_${key}_us]}"
+            overview_row safepoint "time to safepoint $key" "$t thr" "us" lower bare-stop \
+                "${m[hs_${key}_us]} ${lo[hs_${key}_us]} ${hi[hs_${key}_us]}"
         done
         n=$(echo ${vals["$t,ttsp_p50_us"]:-} | wc -w)
         goal=$(sp_goal_us "$t" "$cores")
@@ -591,13 +817,30 @@ find_python() {
     printf '%s\n' "$py"
 }
 
+# run_ticking CMD...: run CMD, printing a dot on the terminal every 5
+# seconds it takes (a depth-21 binary-trees run takes minutes); CMD's
+# status.
+run_ticking() {
+    "$@" &
+    TICK_PID=$!
+    local n=0 status=0
+    while kill -0 "$TICK_PID" 2>/dev/null; do
+        read -r -t 0.1 -u "$NAP_FD" _ || true
+        n=$(( n + 1 ))
+        (( n % 50 == 0 )) && printf '.' >&"$TICK_FD"
+    done
+    wait "$TICK_PID" || status=$?
+    TICK_PID=""
+    return "$status"
+}
+
 # run_logged FAILURES OUT TIMEOUT CMD...: run CMD under timeout; its
 # RESULT lines are appended to OUT; a failure (exit status, timeout) is
 # logged with its output to FAILURES. Returns CMD's status.
 run_logged() {
     local failures=$1 outf=$2 timeout_s=$3 status=0
     shift 3
-    timeout -k 5 "$timeout_s" "$@" > "$WORK/out" 2> "$WORK/err" || status=$?
+    run_ticking timeout -k 5 "$timeout_s" "$@" > "$WORK/out" 2> "$WORK/err" || status=$?
     grep '^RESULT ' "$WORK/out" >> "$outf" || true
     if [ "$status" -eq 0 ]; then
         log "ok"
@@ -667,14 +910,24 @@ bench_gc() {
     else sizes=${GC_SIZES:-100000 1000000 10000000}
     fi
     sizes=${sizes//,/ }
-    workers=${GC_WORKERS:-1,2}
+    # Collector threads: GC_WORKERS, else the thread counts up to the
+    # number of cores (more workers than cores only time-slice).
+    if [ -n "${GC_WORKERS:-}" ]; then workers=$GC_WORKERS
+    else
+        local tw
+        workers=""
+        for tw in ${THREADS//,/ }; do
+            [ "$tw" -le "$(ncores)" ] && workers+="${workers:+,}$tw"
+        done
+        workers=${workers:-1}
+    fi
     impls=${GC_IMPLS:-rcgc rcgc_purge0 cpython boehm}
     local young_old=${GC_YOUNG_OLD:-1000000} young_n=${GC_YOUNG_N:-10000} young_reps=${GC_YOUNG_REPS:-5}
     py=$(find_python)
 
     local bin bin_boehm machine date_s load_s cores
     bin=$(build_bench gc_bench)
-    bin_boehm=$(build_bench gc_bench_boehm)
+    bin_boehm=$(try_build gc_bench_boehm) || bin_boehm=""
     machine="$(cpu_model), $(ncores) cores"
     cores=$(ncores)
     date_s=$(date '+%Y-%m-%d %H:%M %Z')
@@ -684,10 +937,14 @@ bench_gc() {
     local impl
     for impl in $impls; do
         case "$impl" in
-            rcgc|rcgc_purge0|boehm) I+=("$impl") ;;
+            rcgc|rcgc_purge0) I+=("$impl") ;;
+            boehm)
+                if [ -n "$bin_boehm" ]; then I+=("$impl")
+                else note "gc: gc_bench_boehm did not build (libgc-dev missing?): Boehm GC left out"
+                fi ;;
             cpython)
                 if [ -n "$py" ] && "$py" -c 'import gc' 2>/dev/null; then I+=("$impl")
-                else log "run.sh: no python3 (set PYTHON): skipping the CPython peer"
+                else note "gc: no python3 (set PYTHON): CPython left out"
                 fi ;;
             *) die "GC_IMPLS: unknown implementation '$impl' (rcgc rcgc_purge0 cpython boehm)" ;;
         esac
@@ -706,6 +963,7 @@ bench_gc() {
     done
     total=$(( total * REPS ))
     log "=== gc_bench: full collections of ${S[*]} objects, workers ${W[*]}, ${I[*]}, $REPS reps ($total runs; load average $load_s)"
+    progress_start
     for (( rep = 0; rep < REPS; rep++ )); do
         for n in "${S[@]}"; do
             # a collection of 10^5 takes milliseconds: 5 samples per process there
@@ -716,7 +974,7 @@ bench_gc() {
                 case "$impl" in
                     rcgc|rcgc_purge0)
                         i=$(( i + 1 ))
-                        printf '[%d/%d] gc %s n=%s workers=%s rep=%d/%d ... ' "$i" "$total" "$impl" "$n" "$workers" $(( rep + 1 )) "$REPS" >&2
+                        printf '%s gc %s n=%s workers=%s rep=%d/%d ... ' "$(progress "$i" "$total")" "$impl" "$n" "$workers" $(( rep + 1 )) "$REPS" >&2
                         local -a env_cmd=(env -u RCGC_PURGE)
                         [ "$impl" = rcgc_purge0 ] && env_cmd=(env RCGC_PURGE=0)
                         run_logged "$failures" "$res" "$timeout_s" "${env_cmd[@]}" "$bin" --test=full --n="$n" \
@@ -724,7 +982,7 @@ bench_gc() {
                         ;;
                     cpython)
                         i=$(( i + 1 ))
-                        printf '[%d/%d] gc cpython n=%s rep=%d/%d ... ' "$i" "$total" "$n" $(( rep + 1 )) "$REPS" >&2
+                        printf '%s gc cpython n=%s rep=%d/%d ... ' "$(progress "$i" "$total")" "$n" $(( rep + 1 )) "$REPS" >&2
                         run_logged "$failures" "$res" "$timeout_s" "$py" bench/gc_bench.py --test=full --n="$n" \
                             --reps="$inner" || true
                         ;;
@@ -733,7 +991,7 @@ bench_gc() {
                         for (( kw = 0; kw < ${#W[@]}; kw++ )); do
                             w=${W[$(( (kw + rep) % ${#W[@]} ))]}
                             i=$(( i + 1 ))
-                            printf '[%d/%d] gc boehm n=%s markers=%s rep=%d/%d ... ' "$i" "$total" "$n" "$w" $(( rep + 1 )) "$REPS" >&2
+                            printf '%s gc boehm n=%s markers=%s rep=%d/%d ... ' "$(progress "$i" "$total")" "$n" "$w" $(( rep + 1 )) "$REPS" >&2
                             run_logged "$failures" "$res" "$timeout_s" "$bin_boehm" --n="$n" --markers="$w" \
                                 --reps="$inner" || true
                         done
@@ -749,11 +1007,12 @@ bench_gc() {
     local nyi=${#YI[@]}
     if [ "$nyi" -gt 0 ]; then
         log "=== gc_bench: young collections of $young_n objects beside $young_old old ones or none, ${YI[*]}, $REPS reps"
+        progress_start
         timeout_s=$(( 120 + young_old / 20000 ))
         for (( rep = 0; rep < REPS; rep++ )); do
             for (( k = 0; k < nyi; k++ )); do
                 impl=${YI[$(( (k + rep) % nyi ))]}
-                printf '[young %d/%d] %s rep=%d/%d ... ' $(( rep * nyi + k + 1 )) $(( REPS * nyi )) "$impl" $(( rep + 1 )) "$REPS" >&2
+                printf '%s gc young %s rep=%d/%d ... ' "$(progress $(( rep * nyi + k + 1 )) $(( REPS * nyi )))" "$impl" $(( rep + 1 )) "$REPS" >&2
                 if [ "$impl" = cpython ]; then
                     run_logged "$failures" "$res" "$timeout_s" "$py" bench/gc_bench.py --test=young \
                         --old="$young_old" --young="$young_n" --young-reps="$young_reps" --rotate="$rep" || true
@@ -820,6 +1079,7 @@ bench_gc() {
     printf '\ngc full collections (ms, median (min-max); ratios: peer / rcgc, above 1 = rcgc faster)\n'
     printf '%-8s %9s %3s %24s %9s %24s %24s %24s %9s %9s\n' test objects w rcgc "rcgc pse" rcgc_purge0 cpython boehm py/rcgc boehm/rcgc
     local t c_r c_p c_py c_b r_py r_b
+    overview_begin gc
     for t in live garbage; do
         for n in "${S[@]}"; do
             for w in "${W[@]}"; do
@@ -827,6 +1087,15 @@ bench_gc() {
                 c_p=$(gc_cell "$t" "$n" 0 rcgc_purge0 "$w")
                 c_py=$(gc_cell "$t" "$n" 0 cpython 1)
                 c_b=$(gc_cell "$t" "$n" 0 boehm "$w")
+                # Overview: the whole call (rcgc: freeing included). Boehm's
+                # garbage figure is left out there: it sweeps lazily, after
+                # the call.
+                local ocase
+                ocase="$(sci "$n") obj / $w wkr"
+                overview_row gc "full collection: $t heap" "$ocase" ms lower rcgc "$(cut -d' ' -f1-3 <<< "$c_r")"
+                overview_row gc "full collection: $t heap" "$ocase" ms lower cpython "$(cut -d' ' -f1-3 <<< "$c_py")"
+                [ "$t" = live ] &&
+                    overview_row gc "full collection: $t heap" "$ocase" ms lower boehm "$(cut -d' ' -f1-3 <<< "$c_b")"
                 r_py=$(ratio "$(med_of "$c_py")" "$(med_of "$c_r")")
                 r_b=$(ratio "$(med_of "$c_b")" "$(med_of "$c_r")")
                 local pz
@@ -892,6 +1161,18 @@ bench_gc() {
             for yw in "${YW[@]}"; do
                 c_o=$(gc_cell young "$young_n" "$young_old" "$impl" "$yw")
                 c_z=$(gc_cell young "$young_n" 0 "$impl" "$yw")
+                # Overview: rcgc at each worker count beside CPython's one thread.
+                local yimpl
+                if [ "$impl" = rcgc ]; then
+                    for yimpl in rcgc cpython; do
+                        local yc
+                        if [ "$yimpl" = rcgc ]; then yc=$c_o
+                        else yc=$(gc_cell young "$young_n" "$young_old" cpython 1)
+                        fi
+                        overview_row gc "young collection beside $(sci "$young_old") old" \
+                            "$(sci "$young_n") obj / $yw wkr" ms lower "$yimpl" "$(cut -d' ' -f1-3 <<< "$yc")"
+                    done
+                fi
                 r_y=$(ratio "$(med_of "$c_o")" "$(med_of "$c_z")")
                 g_y="(peer)"
                 if [ "$impl" != cpython ]; then
@@ -948,133 +1229,358 @@ bench_gc() {
 }
 
 # ------------------------------------------------------------------------
-# binary_trees: the Benchmarks Game's binary-trees on glibc, mimalloc,
-# Boehm GC and rcgc
+# gcbench: Boehm's GCBench pattern on rcgc and Boehm GC (and malloc/free as
+# a reference), against threads
 # ------------------------------------------------------------------------
-# bt_median KEY VARIANT: the median of KEY over the variant's RESULT lines
-# in $res (NA when none has it: glibc reports no collections).
-bt_median() {
-    local vals
-    vals=$(grep "^RESULT variant=$2 " "$res" | while read -r line; do field "$1" "$line"; done | tr '\n' ' ')
-    if [ -z "${vals// /}" ]; then echo NA; return; fi
-    # shellcheck disable=SC2086
-    stats $vals | cut -d' ' -f1
-}
-
-bench_binary_trees() {
-    local depth threads variants
-    if [ "$BENCH" = quick ]; then depth=${BT_DEPTH:-18}; else depth=${BT_DEPTH:-21}; fi
-    threads=${BT_THREADS:-2}
-    variants=${BT_VARIANTS:-glibc mimalloc boehm rcgc rcgc_purge0 rcgc_purge0_nogc}
-    local bin bin_mi machine date_s load_s
-    bin=$(build_bench binary_trees)
-    bin_mi=$(build_bench binary_trees_mimalloc)
+bench_gcbench() {
+    local tlist=${GCB_THREADS:-$THREADS} variants=${GCB_VARIANTS:-boehm rcgc rcgc_purge0 glibc}
+    local stretch=${GCB_STRETCH:-18} lldepth
+    # GCBench's long-lived tree and deepest short-lived trees: depth 16, or
+    # the stretch depth if that is less
+    lldepth=$(( stretch < 16 ? stretch : 16 ))
+    local bin machine date_s load_s
+    bin=$(build_bench gcbench)
     machine="$(cpu_model), $(ncores) cores"
     date_s=$(date '+%Y-%m-%d %H:%M %Z')
     load_s=$(loadavg)
-    local -a V=($variants)
-    local nv=${#V[@]} total=$(( ${#V[@]} * REPS )) i=0 rep k v
+    local -a V=() T=(${tlist//,/ })
+    local v
+    for v in $variants; do
+        case "$v" in
+            boehm|rcgc|rcgc_purge0|glibc) V+=("$v") ;;
+            *) die "GCB_VARIANTS: unknown variant '$v' (boehm rcgc rcgc_purge0 glibc)" ;;
+        esac
+    done
+    local nv=${#V[@]} total=$(( ${#V[@]} * ${#T[@]} * REPS )) i=0 rep k t
+    # rcgc's runs take ~3 s at stretch depth 18 on 2 cores; 4x per 2 depths
+    local timeout_s=$(( 60 + (1 << (stretch > 18 ? (stretch - 18) * 2 : 0)) * 60 ))
+    local failures=$RESULTS/gcbench_failures.log res=$WORK/gcb_results
+    : > "$failures"; : > "$res"; : > "$WORK/warnings"
+    log "=== gcbench: stretch depth $stretch, threads ${T[*]}, ${V[*]}, $REPS reps ($total runs; load average $load_s)"
+    progress_start
+    for t in "${T[@]}"; do
+        for (( rep = 0; rep < REPS; rep++ )); do
+            for (( k = 0; k < nv; k++ )); do
+                v=${V[$(( (k + rep) % nv ))]}
+                i=$(( i + 1 ))
+                printf '%s gcbench %s threads=%s rep=%d/%d ... ' "$(progress "$i" "$total")" "$v" "$t" \
+                    $(( rep + 1 )) "$REPS" >&2
+                local -a cmd=(env -u RCGC_PURGE "$bin" --impl="$v")
+                [ "$v" = rcgc_purge0 ] && cmd=(env RCGC_PURGE=0 "$bin" --impl=rcgc)
+                cmd+=(--threads="$t" --stretch-depth="$stretch" --long-lived-depth="$lldepth"
+                      --max-depth="$lldepth")
+                local before
+                before=$(wc -l < "$res")
+                run_logged "$failures" "$res" "$timeout_s" "${cmd[@]}" || true
+                if [ "$(wc -l < "$res")" -gt "$before" ]; then
+                    sed -i "\$s/^RESULT /RESULT variant=$v /" "$res"
+                fi
+            done
+        done
+    done
+    cp "$res" "$RESULTS/gcbench_raw.txt"
+
+    # The phases, from the first RESULT line: td4 bu4 td6 ... (top-down and
+    # bottom-up construction at each depth).
+    local -a P=()
+    local first
+    first=$(head -n 1 "$res")
+    P=($(tr ' ' '\n' <<< "$first" | sed -n 's/^\(\(td\|bu\)[0-9]*\)_ms=.*/\1/p'))
+
+    local csv=$RESULTS/gcbench.csv dcsv=$RESULTS/gcbench_depths.csv md=$RESULTS/gcbench_summary.md
+    echo "variant,threads,median_s,min_s,max_s,runs,median_mnodes_s,min_mnodes_s,max_mnodes_s,peak_rss_mb,gc_collections,gc_pause_total_ms,gc_pause_max_ms,failed_checks" > "$csv"
+    echo "variant,threads,phase,median_ms,min_ms,max_ms" > "$dcsv"
+    # medians over the runs whose final check passed (ok=1)
+    local agg=$WORK/gcb_agg
+    local -A AGG=() AGGN=()
+    agg_results "$res" " ok=1 " > "$agg"
+    agg_load "$agg"
+    declare -A med=() cell=() dcell=()
+    local m lo hi n mn mnl mnh rss gcc gcp gcm bad ph
+    overview_begin gcbench
+    for t in "${T[@]}"; do
+        for v in "${V[@]}"; do
+            read -r m lo hi <<< "$(agg_get "$v" "$t" seconds)"
+            read -r mn mnl mnh <<< "$(agg_get "$v" "$t" mnodes_per_s)"
+            n=${AGGN["$v,$t,seconds"]:-0}
+            bad=$(grep "^RESULT variant=$v " "$res" | grep " threads=$t " | grep -c ' ok=0 ' || true)
+            read -r rss _ <<< "$(agg_get "$v" "$t" peak_rss_mb)"
+            read -r gcc _ <<< "$(agg_get "$v" "$t" gc_collections)"
+            read -r gcp _ <<< "$(agg_get "$v" "$t" gc_pause_total_ms)"
+            read -r gcm _ <<< "$(agg_get "$v" "$t" gc_pause_max_ms)"
+            echo "$v,$t,$m,$lo,$hi,$n,$mn,$mnl,$mnh,$rss,$gcc,$gcp,$gcm,$bad" >> "$csv"
+            case "$v" in
+                rcgc|boehm) overview_row gcbench "GCBench (Boehm's)" "$t thr" s lower "$v" "$m $lo $hi" ;;
+            esac
+            med[$v,$t]=$m
+            if [ "$m" = NA ]; then cell[$v,$t]=FAILED
+            else
+                cell[$v,$t]=$(printf '%.3f (%.3f-%.3f)' "$m" "$lo" "$hi")
+                [ "$n" -lt "$REPS" ] && cell[$v,$t]+="*"
+            fi
+            for ph in "${P[@]}"; do
+                local ds
+                ds=${AGG["$v,$t,${ph}_ms"]:-NA NA NA}
+                echo "$v,$t,$ph,${ds// /,}" >> "$dcsv"
+                local dm=${ds%% *}
+                if [ "$dm" = NA ]; then dcell[$v,$t,$ph]="-"
+                elif [ "${dm%%.*}" -lt 100 ]; then printf -v "dcell[$v,$t,$ph]" '%.1f' "$dm"
+                else printf -v "dcell[$v,$t,$ph]" '%.0f' "$dm"
+                fi
+            done
+        done
+    done
+
+    {
+        echo "# gcbench results"
+        echo
+        echo "- Machine: $machine ($(uname -sr)); load average at start: $load_s, at the end: $(loadavg) (the figures are only as good as the machine was quiet)"
+        echo "- Date: $date_s"
+        echo "- Tree: rcgc $(tree_rev)"
+        echo "- Run: BENCH=$BENCH, threads ${T[*]}, $REPS runs per variant taking turns (one process each)"
+        echo "- Program (bench/gcbench.c): Boehm's GCBench (its sizes are stretch 18, long-lived 16: here stretch tree of depth $stretch; a long-lived tree of depth $lldepth and array of 500,000 doubles kept throughout; for depths 4, 6, ..., $lldepth, NumIters(d) = 2 TreeSize($stretch) / TreeSize(d) trees built top-down (Populate) and as many bottom-up (MakeTree), each dropped at once); nodes of two pointers and two ints; each construction phase shared among the threads, a barrier after each. Time: from the stretch tree to the final check of the long-lived data"
+        echo "- Variants: Boehm GC $(dpkg-query -W -f='${Version}' libgc1 2>/dev/null || echo '?') (GC_MALLOC, never freed, default marker threads); rcgc (rcgc_new of a tracked type, trees freed by reference counting, automatic collections on: defaults); rcgc_purge0: RCGC_PURGE=0; glibc: malloc/free, trees freed node by node (a reference for explicit freeing, not a peer)"
+        echo "- Unit: seconds, median (min-max); M nodes/s: nodes allocated per second; Boehm/rcgc: Boehm's time over rcgc's (above 1.00x: rcgc faster); gc pauses: rcgc's own world-stopped time (rcgc_gc_get_stats), Boehm's from its stop-world/start-world events"
+    } > "$md"
+
+    local ph hdr_t="" hdr_m="" sep_m=""
+    for ph in "${P[@]}"; do
+        hdr_t+=$(printf ' %7s' "$ph")
+        hdr_m+=" $ph |"
+        sep_m+="---:|"
+    done
+    for t in "${T[@]}"; do
+        printf '\ngcbench, %s thread%s (seconds, median (min-max) of %s runs; Boehm/x: Boehm time over this one, above 1 = faster than Boehm)\n' \
+            "$t" "$([ "$t" -eq 1 ] || echo s)" "$REPS"
+        printf '%-12s %26s %9s %9s %8s %8s %11s %11s\n' variant seconds "M nodes/s" Boehm/x "peak MB" "gc colls" "pause tot ms" "pause max ms"
+        {
+            echo
+            echo "## $t thread$([ "$t" -eq 1 ] || echo s)"
+            echo
+            echo "| variant | seconds | M nodes/s | Boehm / x | peak RSS MB | gc collections | gc pause total ms | gc pause max ms |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+        } >> "$md"
+        for v in "${V[@]}"; do
+            local r row
+            r=$(ratio "${med[boehm,$t]:-NA}" "${med[$v,$t]}")
+            row=$(awk -F, -v v="$v" -v t="$t" 'function f(x, fmt) { return (x == "NA" || x == "") ? "-" : sprintf(fmt, x) }
+                $1 == v && $2 == t { print f($7, "%.1f") "," f($10, "%.1f") "," f($11, "%.0f") "," f($12, "%.1f") "," f($13, "%.1f") }' "$csv")
+            IFS=, read -r mn rss gcc gcp gcm <<< "$row"
+            printf '%-12s %26s %9s %9s %8s %8s %11s %11s\n' "$v" "${cell[$v,$t]}" "$mn" "$r" "$rss" "$gcc" "$gcp" "$gcm"
+            echo "| $v | ${cell[$v,$t]} | $mn | $r | $rss | $gcc | $gcp | $gcm |" >> "$md"
+        done
+        printf '\n  per phase, ms (median; td: top-down, bu: bottom-up, then the depth)\n  %-12s%s\n' variant "$hdr_t"
+        {
+            echo
+            echo "Per phase at $t thread$([ "$t" -eq 1 ] || echo s), ms (median; td: top-down, bu: bottom-up, then the depth):"
+            echo
+            echo "| variant |$hdr_m"
+            echo "|---|$sep_m"
+        } >> "$md"
+        for v in "${V[@]}"; do
+            local lt="" lm=""
+            for ph in "${P[@]}"; do
+                lt+=$(printf ' %7s' "${dcell[$v,$t,$ph]}")
+                lm+=" ${dcell[$v,$t,$ph]} |"
+            done
+            printf '  %-12s%s\n' "$v" "$lt"
+            echo "| $v |$lm" >> "$md"
+        done
+    done
+
+    local nfail nbad
+    nfail=$(grep -c '^=== ' "$failures" || true)
+    nbad=$(grep -c ' ok=0 ' "$res" || true)
+    {
+        echo
+        if [ "$nbad" -gt 0 ]; then
+            echo "**$nbad run(s) found the long-lived data damaged** (ok=0 in gcbench_raw.txt); they are left out of the figures."
+        else
+            echo "Every run's long-lived tree and array were intact at the end."
+        fi
+        if [ "$nfail" -gt 0 ]; then
+            echo "$nfail run(s) failed; a figure marked * has fewer than $REPS runs. Their commands and output are in gcbench_failures.log."
+        else
+            rm -f "$failures"
+            echo "Every run succeeded."
+        fi
+    } >> "$md"
+    local plotted=""
+    if command -v gnuplot >/dev/null; then
+        gnuplot -e "infile='$csv'; outfile='$RESULTS/gcbench.png'; series='${V[*]}'; xcol=2; ycol=7; lcol=8; hcol=9; logy=0; ylab='million nodes allocated / s (median, min-max bars)'; ptitle='gcbench (Boehm GCBench pattern): throughput against threads (higher is better)'; subtitle='$machine, $date_s, load $load_s'" \
+            bench/plot_threads.gp && plotted=", $RESULTS/gcbench.png" || log "run.sh: gnuplot failed for gcbench"
+    fi
+    echo
+    echo "Wrote $csv, $dcsv, $md$plotted."
+    [ "$nfail" -gt 0 ] && log "run.sh: $nfail gcbench run(s) failed: see $failures"
+    [ "$nbad" -gt 0 ] && log "run.sh: gcbench: $nbad run(s) found the long-lived data damaged"
+    return 0
+}
+
+# ------------------------------------------------------------------------
+# binary_trees: the Benchmarks Game's binary-trees on glibc, mimalloc,
+# Boehm GC and rcgc
+# ------------------------------------------------------------------------
+# bt_lines VARIANT THREADS: the RESULT lines of that variant and thread
+# count in $res.
+bt_lines() { grep "^RESULT variant=$1 " "$res" | grep " threads=$2 " || true; }
+
+bench_binary_trees() {
+    local depth tlist variants
+    if [ "$BENCH" = quick ]; then depth=${BT_DEPTH:-18}; else depth=${BT_DEPTH:-21}; fi
+    # Thread counts: BT_THREADS, else THREADS when given, else quick: 2 (one
+    # point: rcgc's runs take seconds each), full: THREADS.
+    if [ -n "${BT_THREADS:-}" ]; then tlist=$BT_THREADS
+    elif [ -n "$THREADS_GIVEN" ] || [ "$BENCH" = full ]; then tlist=$THREADS
+    else tlist=2
+    fi
+    variants=${BT_VARIANTS:-glibc mimalloc boehm rcgc rcgc_purge0 rcgc_purge0_nogc}
+    local bin bin_mi machine date_s load_s
+    bin=$(build_bench binary_trees)
+    bin_mi=$(try_build binary_trees_mimalloc) || bin_mi=""
+    machine="$(cpu_model), $(ncores) cores"
+    date_s=$(date '+%Y-%m-%d %H:%M %Z')
+    load_s=$(loadavg)
+    local -a V=() T=(${tlist//,/ })
+    local v
+    for v in $variants; do
+        case "$v" in
+            glibc|boehm|rcgc|rcgc_purge0|rcgc_purge0_nogc) V+=("$v") ;;
+            mimalloc)
+                if [ -n "$bin_mi" ]; then V+=("$v")
+                else note "binary_trees: binary_trees_mimalloc did not build (libmimalloc-dev missing?): mimalloc left out"
+                fi ;;
+            *) die "BT_VARIANTS: unknown variant '$v' (glibc mimalloc boehm rcgc rcgc_purge0 rcgc_purge0_nogc)" ;;
+        esac
+    done
+    [ ${#V[@]} -gt 0 ] || die "binary_trees: nothing to measure"
+    local nv=${#V[@]} total=$(( ${#V[@]} * ${#T[@]} * REPS )) i=0 rep k t
     local timeout_s=$(( 60 + (1 << (depth > 16 ? depth - 16 : 0)) * 30 ))
     local failures=$RESULTS/binary_trees_failures.log res=$WORK/bt_results
     : > "$failures"; : > "$res"; : > "$WORK/warnings"
-    log "=== binary_trees: depth $depth, $threads threads, ${V[*]}, $REPS reps ($total runs; load average $load_s)"
-    for (( rep = 0; rep < REPS; rep++ )); do
-        for (( k = 0; k < nv; k++ )); do
-            v=${V[$(( (k + rep) % nv ))]}
-            i=$(( i + 1 ))
-            printf '[%d/%d] binary_trees %s depth=%s rep=%d/%d ... ' "$i" "$total" "$v" "$depth" $(( rep + 1 )) "$REPS" >&2
-            local -a cmd=(env -u RCGC_PURGE -u RCGC_GC_THRESHOLD)
-            case "$v" in
-                glibc|boehm|rcgc) cmd+=("$bin" --alloc="$v") ;;
-                mimalloc) cmd+=("$bin_mi" --alloc=mimalloc) ;;
-                rcgc_purge0) cmd=(env -u RCGC_GC_THRESHOLD RCGC_PURGE=0 "$bin" --alloc=rcgc) ;;
-                rcgc_purge0_nogc) cmd=(env RCGC_PURGE=0 RCGC_GC_THRESHOLD=0 "$bin" --alloc=rcgc) ;;
-                *) die "BT_VARIANTS: unknown variant '$v' (glibc mimalloc boehm rcgc rcgc_purge0 rcgc_purge0_nogc)" ;;
-            esac
-            cmd+=(--depth="$depth" --threads="$threads")
-            local before
-            before=$(wc -l < "$res")
-            run_logged "$failures" "$res" "$timeout_s" "${cmd[@]}" || true
-            # tag the new RESULT line with the variant
-            if [ "$(wc -l < "$res")" -gt "$before" ]; then
-                sed -i "\$s/^RESULT /RESULT variant=$v /" "$res"
-            fi
+    log "=== binary_trees: depth $depth, threads ${T[*]}, ${V[*]}, $REPS reps ($total runs; load average $load_s)"
+    progress_start
+    for t in "${T[@]}"; do
+        for (( rep = 0; rep < REPS; rep++ )); do
+            for (( k = 0; k < nv; k++ )); do
+                v=${V[$(( (k + rep) % nv ))]}
+                i=$(( i + 1 ))
+                printf '%s binary_trees %s depth=%s threads=%s rep=%d/%d ... ' "$(progress "$i" "$total")" \
+                    "$v" "$depth" "$t" $(( rep + 1 )) "$REPS" >&2
+                local -a cmd=(env -u RCGC_PURGE -u RCGC_GC_THRESHOLD)
+                case "$v" in
+                    glibc|boehm|rcgc) cmd+=("$bin" --alloc="$v") ;;
+                    mimalloc) cmd+=("$bin_mi" --alloc=mimalloc) ;;
+                    rcgc_purge0) cmd=(env -u RCGC_GC_THRESHOLD RCGC_PURGE=0 "$bin" --alloc=rcgc) ;;
+                    rcgc_purge0_nogc) cmd=(env RCGC_PURGE=0 RCGC_GC_THRESHOLD=0 "$bin" --alloc=rcgc) ;;
+                esac
+                cmd+=(--depth="$depth" --threads="$t")
+                local before
+                before=$(wc -l < "$res")
+                run_logged "$failures" "$res" "$timeout_s" "${cmd[@]}" || true
+                # tag the new RESULT line with the variant
+                if [ "$(wc -l < "$res")" -gt "$before" ]; then
+                    sed -i "\$s/^RESULT /RESULT variant=$v /" "$res"
+                fi
+            done
         done
     done
+    cp "$res" "$RESULTS/binary_trees_raw.txt"
 
     local csv=$RESULTS/binary_trees.csv md=$RESULTS/binary_trees_summary.md
     echo "variant,depth,threads,median_s,min_s,max_s,runs,checksums,peak_rss_mb,gc_collections,gc_pause_total_ms,gc_pause_max_ms" > "$csv"
     declare -A med=() cell=()
-    local line vals s m lo hi n cks rss gcc gcp gcm all_ck=""
-    for v in "${V[@]}"; do
-        vals=$(grep "^RESULT variant=$v " "$res" | while read -r line; do field seconds "$line"; done | tr '\n' ' ')
-        # shellcheck disable=SC2086
-        read -r m lo hi <<< "$(stats $vals)"
-        n=$(echo $vals | wc -w)
-        cks=$(grep "^RESULT variant=$v " "$res" | while read -r line; do field checksum "$line"; done | sort -u | tr '\n' ' ')
-        cks=${cks% }
-        all_ck+="$cks "
-        rss=$(bt_median peak_rss_mb "$v")
-        gcc=$(bt_median gc_collections "$v")
-        gcp=$(bt_median gc_pause_total_ms "$v")
-        gcm=$(bt_median gc_pause_max_ms "$v")
-        echo "$v,$depth,$threads,$m,$lo,$hi,$n,${cks// /;},$rss,$gcc,$gcp,$gcm" >> "$csv"
-        med[$v]=$m
-        if [ "$m" = NA ]; then cell[$v]=FAILED
-        else
-            cell[$v]=$(printf '%.3f (%.3f-%.3f)' "$m" "$lo" "$hi")
-            [ "$n" -lt "$REPS" ] && cell[$v]+="*"
-        fi
+    local m lo hi n cks rss gcc gcp gcm all_ck="" agg=$WORK/bt_agg
+    local -A AGG=() AGGN=()
+    agg_results "$res" > "$agg"
+    agg_load "$agg"
+    overview_begin binary_trees
+    for t in "${T[@]}"; do
+        for v in "${V[@]}"; do
+            read -r m lo hi <<< "$(agg_get "$v" "$t" seconds)"
+            n=${AGGN["$v,$t,seconds"]:-0}
+            cks=$(bt_lines "$v" "$t" | grep -o ' checksum=[0-9a-f]*' | cut -d= -f2 | sort -u | tr '\n' ' ')
+            cks=${cks% }
+            all_ck+="$cks "
+            read -r rss _ <<< "$(agg_get "$v" "$t" peak_rss_mb)"
+            read -r gcc _ <<< "$(agg_get "$v" "$t" gc_collections)"
+            read -r gcp _ <<< "$(agg_get "$v" "$t" gc_pause_total_ms)"
+            read -r gcm _ <<< "$(agg_get "$v" "$t" gc_pause_max_ms)"
+            echo "$v,$depth,$t,$m,$lo,$hi,$n,${cks// /;},$rss,$gcc,$gcp,$gcm" >> "$csv"
+            case "$v" in
+                rcgc|glibc|mimalloc|boehm)
+                    overview_row binary_trees "binary-trees depth $depth" "$t thr" s lower "$v" "$m $lo $hi" ;;
+            esac
+            med[$v,$t]=$m
+            if [ "$m" = NA ]; then cell[$v,$t]=FAILED
+            else
+                cell[$v,$t]=$(printf '%.3f (%.3f-%.3f)' "$m" "$lo" "$hi")
+                [ "$n" -lt "$REPS" ] && cell[$v,$t]+="*"
+            fi
+        done
     done
     local ncks
     ncks=$(echo $all_ck | tr ' ' '\n' | sort -u | grep -c . || true)
 
-    printf '\nbinary_trees depth %s, %s threads (seconds, median (min-max) of %s runs; rcgc/x: rcgc time over this one)\n' "$depth" "$threads" "$REPS"
-    printf '%-18s %26s %9s %10s %10s %12s\n' variant seconds rcgc/x "peak MB" "gc colls" "gc pause ms"
     {
         echo "# binary_trees results"
         echo
         echo "- Machine: $machine ($(uname -sr)); load average at start: $load_s, at the end: $(loadavg) (the figures are only as good as the machine was quiet)"
         echo "- Date: $date_s"
         echo "- Tree: rcgc $(tree_rev)"
-        echo "- Run: BENCH=$BENCH, depth $depth, $threads threads (the depths shared out, as the game's multi-threaded C programs do), $REPS runs per variant taking turns; whole program from main's start (allocator set-up and tear-down included)"
+        echo "- Run: BENCH=$BENCH, depth $depth, threads ${T[*]} (the depths shared out, as the game's multi-threaded C programs do), $REPS runs per variant taking turns; whole program from main's start (allocator set-up and tear-down included)"
         echo "- Variants: glibc malloc/free; mimalloc mi_malloc/mi_free (libmimalloc $(dpkg-query -W -f='${Version}' libmimalloc2.0 2>/dev/null || echo '?'), own binary); Boehm GC_MALLOC, no frees (default marker threads); rcgc: rcgc_new objects with traverse/clear, freed by rcgc_decref, automatic collections on (defaults); rcgc_purge0: RCGC_PURGE=0; rcgc_purge0_nogc: RCGC_PURGE=0 RCGC_GC_THRESHOLD=0 (no automatic collection)"
         echo "- Unit: seconds, median (min-max); rcgc/x: rcgc's median over the variant's (above 1.00x: rcgc slower)"
-        echo
-        echo "| variant | seconds | rcgc/x | peak RSS MB | gc collections | gc pause total ms | gc pause max ms |"
-        echo "|---|---:|---:|---:|---:|---:|---:|"
     } > "$md"
-    for v in "${V[@]}"; do
-        local r
-        r=$(ratio "${med[rcgc]:-NA}" "${med[$v]}")
-        # collections as an integer, RSS and pauses to 0.1 (NA: "-")
-        local row_gc c1 c2 c3
-        row_gc=$(awk -F, -v v="$v" 'function f(x, fmt) { return x == "NA" ? "-" : sprintf(fmt, x) }
-            $1 == v { print f($9, "%.1f") "," f($10, "%.0f") "," f($11, "%.1f") "," f($12, "%.1f") }' "$csv")
-        IFS=, read -r rss c1 c2 c3 <<< "$row_gc"
-        printf '%-18s %26s %9s %10s %10s %12s\n' "$v" "${cell[$v]}" "$r" "$rss" "$c1" "$c2"
-        echo "| $v | ${cell[$v]} | $r | $rss | $c1 | $c2 | $c3 |" >> "$md"
+    for t in "${T[@]}"; do
+        printf '\nbinary_trees depth %s, %s thread%s (seconds, median (min-max) of %s runs; rcgc/x: rcgc time over this one)\n' \
+            "$depth" "$t" "$([ "$t" -eq 1 ] || echo s)" "$REPS"
+        printf '%-18s %26s %9s %10s %10s %12s\n' variant seconds rcgc/x "peak MB" "gc colls" "gc pause ms"
+        {
+            echo
+            echo "## $t thread$([ "$t" -eq 1 ] || echo s)"
+            echo
+            echo "| variant | seconds | rcgc/x | peak RSS MB | gc collections | gc pause total ms | gc pause max ms |"
+            echo "|---|---:|---:|---:|---:|---:|---:|"
+        } >> "$md"
+        for v in "${V[@]}"; do
+            local r
+            r=$(ratio "${med[rcgc,$t]:-NA}" "${med[$v,$t]}")
+            # collections as an integer, RSS and pauses to 0.1 (NA: "-")
+            local row_gc c1 c2 c3
+            row_gc=$(awk -F, -v v="$v" -v t="$t" 'function f(x, fmt) { return x == "NA" ? "-" : sprintf(fmt, x) }
+                $1 == v && $3 == t { print f($9, "%.1f") "," f($10, "%.0f") "," f($11, "%.1f") "," f($12, "%.1f") }' "$csv")
+            IFS=, read -r rss c1 c2 c3 <<< "$row_gc"
+            printf '%-18s %26s %9s %10s %10s %12s\n' "$v" "${cell[$v,$t]}" "$r" "$rss" "$c1" "$c2"
+            echo "| $v | ${cell[$v,$t]} | $r | $rss | $c1 | $c2 | $c3 |" >> "$md"
+        done
     done
 
-    local r_mi r_bo g_mi g_bo
-    r_mi=$(ratio "${med[rcgc]:-NA}" "${med[mimalloc]:-NA}")
-    r_bo=$(ratio "${med[boehm]:-NA}" "${med[rcgc]:-NA}")
-    g_mi=$(goal_check "${r_mi%x}" "<=" 1.2); [ "$r_mi" = - ] && g_mi=-
-    g_bo=$(goal_check "${r_bo%x}" ">=" 3); [ "$r_bo" = - ] && g_bo=-
     local ck_verdict
     if [ "$ncks" -eq 1 ]; then ck_verdict="every run's output has the same checksum ($(echo $all_ck | cut -d' ' -f1))"
     else ck_verdict="CHECKSUMS DIFFER between variants: $(echo $all_ck | tr ' ' '\n' | sort -u | tr '\n' ' ')"
     fi
-    printf '\n%-40s %8s %8s  %s\n' goal value limit verdict
-    printf '%-40s %8s %8s  %s\n' "rcgc time / mimalloc time" "$r_mi" "<= 1.2x" "$g_mi"
-    printf '%-40s %8s %8s  %s\n' "Boehm time / rcgc time" "$r_bo" ">= 3x" "$g_bo"
-    printf 'checksums: %s\n' "$ck_verdict"
+    printf '\n%-40s %7s %8s %8s  %s\n' goal threads value limit verdict
     {
         echo
-        echo "| goal | value | limit | verdict |"
-        echo "|---|---:|---:|---|"
-        echo "| rcgc within 1.2x of mimalloc: rcgc / mimalloc | $r_mi | <= 1.2x | $g_mi |"
-        echo "| rcgc 3x faster than Boehm GC: Boehm / rcgc | $r_bo | >= 3x | $g_bo |"
+        echo "| goal | threads | value | limit | verdict |"
+        echo "|---|---:|---:|---:|---|"
+    } >> "$md"
+    for t in "${T[@]}"; do
+        local r_mi r_bo g_mi g_bo
+        r_mi=$(ratio "${med[rcgc,$t]:-NA}" "${med[mimalloc,$t]:-NA}")
+        r_bo=$(ratio "${med[boehm,$t]:-NA}" "${med[rcgc,$t]:-NA}")
+        g_mi=$(goal_check "${r_mi%x}" "<=" 1.2); [ "$r_mi" = - ] && g_mi=-
+        g_bo=$(goal_check "${r_bo%x}" ">=" 3); [ "$r_bo" = - ] && g_bo=-
+        printf '%-40s %7s %8s %8s  %s\n' "rcgc time / mimalloc time" "$t" "$r_mi" "<= 1.2x" "$g_mi"
+        printf '%-40s %7s %8s %8s  %s\n' "Boehm time / rcgc time" "$t" "$r_bo" ">= 3x" "$g_bo"
+        {
+            echo "| rcgc within 1.2x of mimalloc: rcgc / mimalloc | $t | $r_mi | <= 1.2x | $g_mi |"
+            echo "| rcgc 3x faster than Boehm GC: Boehm / rcgc | $t | $r_bo | >= 3x | $g_bo |"
+        } >> "$md"
+    done
+    printf 'checksums: %s\n' "$ck_verdict"
+    {
         echo
         echo "Checksums: $ck_verdict."
     } >> "$md"
@@ -1089,22 +1595,204 @@ bench_binary_trees() {
             echo "Every run succeeded."
         fi
     } >> "$md"
+    local plotted=""
+    if [ "${#T[@]}" -gt 1 ] && command -v gnuplot >/dev/null; then
+        gnuplot -e "infile='$csv'; outfile='$RESULTS/binary_trees.png'; series='${V[*]}'; xcol=3; ycol=4; lcol=5; hcol=6; logy=1; ylab='seconds (median, min-max bars; log scale)'; ptitle='binary-trees depth $depth: time against threads (lower is better)'; subtitle='$machine, $date_s, load $load_s'" \
+            bench/plot_threads.gp && plotted=", $RESULTS/binary_trees.png" || log "run.sh: gnuplot failed for binary_trees"
+    fi
     echo
-    echo "Wrote $csv and $md."
+    echo "Wrote $csv, $md$plotted."
     [ "$nfail" -gt 0 ] && log "run.sh: $nfail binary_trees run(s) failed: see $failures"
     [ "$ncks" -gt 1 ] && log "run.sh: binary_trees: the variants' checksums differ"
     return 0
 }
 
-# summary.md: every <name>_summary.md present in $RESULTS, one section each
-# (each names its own machine, date and tree: they may come from different
-# runs).
-write_summary() {
-    local out=$RESULTS/summary.md b f
+# ------------------------------------------------------------------------
+# The report: overview.md (and the same table on the terminal), summary.md
+# ------------------------------------------------------------------------
+# machine_desc: "CPU model, N cores (S sockets, T threads per core, KVM),
+# M GiB, Linux x.y", from /proc and lscpu when there.
+machine_desc() {
+    local extra="" mem
+    if command -v lscpu >/dev/null; then
+        extra=$(LC_ALL=C lscpu 2>/dev/null | awk -F: '
+            function v(s) { sub(/^[ \t]+/, "", s); return s }
+            /^Socket\(s\)/ { so = v($2) } /^Thread\(s\) per core/ { tp = v($2) }
+            /^Hypervisor vendor/ { hv = v($2) }
+            END { if (so != "") printf "%s socket%s, %s thread%s per core%s", so, so == 1 ? "" : "s", tp,
+                  tp == 1 ? "" : "s", hv != "" ? ", " hv " guest" : "" }')
+    fi
+    mem=$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null || true)
+    printf '%s, %s cores%s%s, %s\n' "$(cpu_model)" "$(ncores)" "${extra:+ ($extra)}" "${mem:+, $mem}" "$(uname -sr)"
+}
+
+# peer_versions: the peers' versions, from their Debian packages.
+peer_versions() {
+    local v out="" p
+    for p in "glibc:libc6" "jemalloc:libjemalloc2" "mimalloc:libmimalloc2.0" "Boehm GC:libgc1" \
+             "CPython:python3"; do
+        v=$(dpkg-query -W -f='${Version}' "${p#*:}" 2>/dev/null || true)
+        out+="${out:+, }${p%%:*} ${v:-not installed}"
+    done
+    printf '%s\n' "$out"
+}
+
+# overview_render MDFILE: the overview table from every <bench>_overview.csv
+# in $RESULTS, printed on stdout (terminal layout) and written to MDFILE
+# (Markdown rows, then a "behind" list after a line "@@behind").
+overview_render() {
+    local b f
+    for b in $ALL_BENCHES; do
+        f=$RESULTS/${b}_overview.csv
+        [ -f "$f" ] && tail -n +2 "$f" | sed "s/^/$b,/"
+    done | awk -F, -v md="$1" '
+        function fmt(x) {
+            x += 0
+            if (x >= 100) return sprintf("%.0f", x)
+            if (x >= 10) return sprintf("%.1f", x)
+            if (x >= 1) return sprintf("%.2f", x)
+            return sprintf("%.3f", x)
+        }
+        {
+            key = $2 SUBSEP $3
+            if (!(key in seen)) { seen[key] = 1; order[++nk] = key; wl[nk] = $2; cs[nk] = $3; un[nk] = $4; bt[nk] = $5 }
+            if ($6 == "rcgc") { rm[key] = $7; rl[key] = $8; rh[key] = $9 }
+            else { np[key]++; pn[key, np[key]] = $6; pm[key, np[key]] = $7; pl[key, np[key]] = $8; ph[key, np[key]] = $9 }
+        }
+        END {
+            printf "%-34s %-16s %-9s %-24s %s\n", "workload", "case", "unit", "rcgc median (min-max)", "peers: median, rcgc advantage"
+            ahead = behind = noise = 0
+            for (i = 1; i <= nk; i++) {
+                k = order[i]
+                if (!(k in rm)) rcell = "-"
+                else rcell = fmt(rm[k]) " (" fmt(rl[k]) "-" fmt(rh[k]) ")"
+                line = ""; mdcell = ""; bl = ""
+                for (j = 1; j <= np[k]; j++) {
+                    adv = "-"
+                    if ((k in rm) && rm[k] > 0 && pm[k, j] > 0) {
+                        a = (bt[i] == "higher") ? rm[k] / pm[k, j] : pm[k, j] / rm[k]
+                        # min-max ranges that overlap: the difference is
+                        # within the run-to-run spread
+                        ov = !(rl[k] > ph[k, j] || rh[k] < pl[k, j])
+                        adv = sprintf("%s%.2fx", ov ? "~" : "", a)
+                        if (ov) noise++
+                        else if (a >= 1) ahead++
+                        else {
+                            behind++
+                            bl = bl sprintf("%s%s %s (%.2fx)", bl == "" ? "" : ", ", pn[k, j], fmt(pm[k, j]), a)
+                        }
+                    }
+                    line = line sprintf("  %s %s %s", pn[k, j], fmt(pm[k, j]), adv)
+                    mdv = (adv ~ /^[0-9]/ && a < 1) ? "**" adv "**" : adv
+                    mdcell = mdcell sprintf("%s%s %s (%s)", j > 1 ? ", " : "", pn[k, j], fmt(pm[k, j]), mdv)
+                }
+                if (bl != "") blist[++nbl] = sprintf("%s, %s: rcgc %s %s; %s", wl[i], cs[i], fmt(rm[k]), un[i], bl)
+                printf "%-34s %-16s %-9s %-24s%s\n", wl[i], cs[i], un[i], rcell, line
+                printf "| %s | %s | %s | %s | %s |\n", wl[i], cs[i], un[i] (bt[i] == "higher" ? " (higher is better)" : ""), rcell, mdcell > md
+            }
+            printf "@@behind %d %d %d\n", ahead, behind, noise > md
+            for (i = 1; i <= nbl; i++) print blist[i] > md
+        }'
+}
+
+# write_report: overview.md and summary.md from whatever the benchmarks
+# left in $RESULTS (this run's, or an earlier run's for benchmarks not run
+# now: each section names its own date).
+write_report() {
+    local ov=$RESULTS/overview.md out=$RESULTS/summary.md b f rows=$WORK/overview_rows
+    local term
+    term=$(overview_render "$rows")
+    local -a behind=()
+    local counts
+    counts=$(grep '^@@behind ' "$rows" | cut -d' ' -f2-)
+    mapfile -t behind < <(sed -n '/^@@behind /,$p' "$rows" | tail -n +2)
+    local n_ahead n_behind n_noise
+    read -r n_ahead n_behind n_noise <<< "${counts:-0 0 0}"
+
+    # Terminal
+    echo
+    echo "================================================================================"
+    echo "rcgc against its peers ($(machine_desc); $(date '+%Y-%m-%d %H:%M %Z'))"
+    echo "rcgc advantage: the peer's time over rcgc's, or rcgc's throughput over the peer's:"
+    echo "above 1.00x rcgc is better, below it is behind; ~: the two min-max ranges overlap."
+    echo "================================================================================"
+    printf '%s\n' "$term"
+    echo
+    echo "Comparisons: rcgc ahead in $n_ahead, behind in $n_behind, within the spread (~) in $n_noise."
+
+    # overview.md
     {
-        echo "# rcgc benchmark results"
+        echo "# rcgc benchmark report"
         echo
-        echo "Gathered $(date '+%Y-%m-%d %H:%M %Z') on $(cpu_model), $(ncores) cores, from the per-benchmark summaries below (each names its own run)."
+        echo "- Machine: $(machine_desc)"
+        echo "- Date: $(date '+%Y-%m-%d %H:%M %Z'); tree: rcgc $(tree_rev) ($(git log -1 --format=%cs 2>/dev/null || echo '?'))"
+        if [ -n "$BENCHES" ]; then
+            echo "- Run: \`BENCH=$BENCH THREADS=$THREADS REPS=$REPS DURATION=$DURATION\`, benchmarks: $BENCHES; load average at the start $REPORT_LOAD0, at the end $(loadavg) (the figures are only as good as the machine was quiet; each benchmark's section gives its own)"
+        else
+            echo "- Run: report rewritten from the results of earlier runs (their dates below; each benchmark's section gives its settings and load)"
+        fi
+        if [ -s "$RESULTS/timing.csv" ]; then
+            printf -- '- Time per benchmark:'
+            awk -F, 'NR > 1 { printf "%s %s %s (%s, %s)", sep, $1, $3, $4, $2; sep = ";" } END { print "" }' \
+                "$RESULTS/timing.csv"
+        fi
+        echo "- Peers: $(peer_versions)"
+        echo
+        echo "## rcgc against its peers"
+        echo
+        echo "Each figure is the median of the repetitions, with min-max for rcgc; every peer ran in the same run, taking turns with rcgc. The ratio after each peer is **rcgc's advantage**: the peer's time over rcgc's, or rcgc's throughput over the peer's, so above 1.00x rcgc is better and below it (in bold) rcgc is behind; ~ marks a ratio whose two min-max ranges overlap (within the run-to-run spread). thr: threads; wkr: collector threads (workers, Boehm's markers); plain: a non-atomic counter (not thread-safe), the floor for the owner thread's pair; bare-stop: a hand-rolled stop of the same threads (no library offers a pause to compare with)."
+        echo
+        echo "| workload | case | unit | rcgc | peers: median (rcgc advantage) |"
+        echo "|---|---|---|---:|---|"
+        sed '/^@@behind /,$d' "$rows"
+        echo
+        echo "rcgc is ahead in $n_ahead comparisons, behind in $n_behind, and within the spread in $n_noise."
+        echo
+        echo "## Where rcgc is behind in this run"
+        echo
+        if [ "${#behind[@]}" -eq 0 ]; then
+            echo "Nowhere outside the run-to-run spread."
+        else
+            local l
+            for l in "${behind[@]}"; do echo "- $l"; done
+        fi
+        echo
+        echo "Each benchmark's section in summary.md has the full tables (min-max of every figure, rcgc's other settings such as \`RCGC_PURGE=0\`, goals)."
+        local -a png=()
+        for f in alloc_local alloc_remote alloc_prodcons gcbench binary_trees gc safepoint; do
+            [ -f "$RESULTS/$f.png" ] && png+=("$f")
+        done
+        if [ "${#png[@]}" -gt 0 ]; then
+            echo
+            echo "## Plots"
+            echo
+            for f in "${png[@]}"; do
+                local cap
+                case "$f" in
+                    alloc_local) cap="malloc+free throughput against threads, thread-local frees" ;;
+                    alloc_remote) cap="malloc+free throughput against threads, cross-thread frees" ;;
+                    alloc_prodcons) cap="producer/consumer hand-off (xmalloc-test) against threads" ;;
+                    gcbench) cap="GCBench throughput against threads" ;;
+                    binary_trees) cap="binary-trees time against threads" ;;
+                    gc) cap="full-collection pause against heap size" ;;
+                    safepoint) cap="time to safepoint against threads" ;;
+                esac
+                echo "![$cap]($f.png)"
+                echo
+            done
+        fi
+        if [ -s "$WORK/notes" ]; then
+            echo "## Notes"
+            echo
+            sed 's/^/- /' "$WORK/notes"
+        fi
+    } > "$ov"
+
+    # summary.md: the overview, then every benchmark's own summary.
+    {
+        cat "$ov"
+        echo
+        echo "# Details"
         for b in $ALL_BENCHES; do
             f=$RESULTS/${b}_summary.md
             [ -f "$f" ] || continue
@@ -1112,17 +1800,53 @@ write_summary() {
             sed 's/^#/##/' "$f"
         done
     } > "$out"
-    echo "Wrote $out."
+    echo "Wrote $ov and $out."
+    if [ "${UPDATE_DOCS:-0}" = 1 ]; then
+        bash bench/update_docs.sh "$RESULTS"
+    fi
 }
 
 # ------------------------------------------------------------------------
 # main
 # ------------------------------------------------------------------------
+# "report" alone: only rewrite overview.md and summary.md from the results
+# already in $RESULTS.
+[ "$BENCHES" = report ] && BENCHES=""
 for b in $BENCHES; do
-    declare -F "bench_$b" >/dev/null || die "unknown benchmark '$b' (known: $ALL_BENCHES)"
+    declare -F "bench_$b" >/dev/null || die "unknown benchmark '$b' (known: $ALL_BENCHES, or report)"
 done
+command -v gnuplot >/dev/null || note "gnuplot not found (install gnuplot-nox): no plots"
+REPORT_LOAD0=$(loadavg)
+# timing.csv: one row per benchmark, the latest run of each.
+[ -f "$RESULTS/timing.csv" ] || echo "bench,date,duration,status" > "$RESULTS/timing.csv"
+nb=$(wc -w <<< "$BENCHES")
+nfailed=0
+ib=0
 for b in $BENCHES; do
-    "bench_$b"
+    ib=$(( ib + 1 ))
+    log ""
+    log "##### benchmark $ib/$nb: $b ($(mmss "$SECONDS") since the start)"
+    # A benchmark that fails leaves no overview rows or summary behind
+    # (not an earlier run's either); the others go on.
+    rm -f "$RESULTS/${b}_overview.csv" "$RESULTS/${b}_summary.md"
+    t0=$SECONDS
+    set +e
+    ( set -e; "bench_$b" )
+    status=$?
+    set -e
+    st=ok
+    if [ "$status" -ne 0 ]; then
+        st="failed (exit $status)"
+        note "$b: the benchmark failed (exit $status): no figures from it in this run"
+    fi
+    [ "$status" -ne 0 ] && nfailed=$(( nfailed + 1 ))
+    sed -i "/^$b,/d" "$RESULTS/timing.csv"
+    echo "$b,$(date '+%Y-%m-%d %H:%M'),$(mmss $(( SECONDS - t0 ))),$st" >> "$RESULTS/timing.csv"
+    log "##### $b: $(mmss $(( SECONDS - t0 ))), $st"
 done
-write_summary
-
+write_report
+log "run.sh: done in $(mmss "$SECONDS")"
+if [ "$nfailed" -gt 0 ]; then
+    log "run.sh: $nfailed benchmark(s) failed (see the notes in $RESULTS/overview.md)"
+    exit 1
+fi
