@@ -25,6 +25,8 @@
 #                 rcgc, Boehm GC (and malloc/free as a reference)
 #   binary_trees  the Benchmarks Game's binary-trees: glibc, mimalloc,
 #                 Boehm GC, rcgc
+#   trace         what allocation tracing costs on rcgc_malloc/rcgc_free:
+#                 hooks compiled out, tracing off, sampling, full tracing
 #
 # Environment:
 #   BENCH      quick | full (default quick)
@@ -113,7 +115,7 @@ THREADS_GIVEN=${THREADS:-}
 THREADS=${THREADS:-$def_threads}
 REPS=${REPS:-$def_reps}
 DURATION=${DURATION:-$def_duration}
-ALL_BENCHES="alloc rc safepoint gc gcbench binary_trees"
+ALL_BENCHES="alloc rc safepoint gc gcbench binary_trees trace"
 BENCHES=${*:-${BENCHES:-$ALL_BENCHES}}
 RESULTS=${RESULTS:-bench/results}
 BAZEL=${BAZEL:-bazel}
@@ -1605,6 +1607,84 @@ bench_binary_trees() {
     [ "$nfail" -gt 0 ] && log "run.sh: $nfail binary_trees run(s) failed: see $failures"
     [ "$ncks" -gt 1 ] && log "run.sh: binary_trees: the variants' checksums differ"
     return 0
+}
+
+# ------------------------------------------------------------------------
+# trace: what allocation tracing costs (docs/PROFILING.md). alloc_bench's
+# local workload on one thread (rcgc_malloc + rcgc_free pairs, nothing
+# else: the worst case for a hook on those paths), four ways, taking turns:
+#   nohooks  a library with the tracing hooks compiled out (the baseline)
+#   off      the library as shipped, tracing off
+#   sample   RCGC_TRACE=8 RCGC_TRACE_SAMPLE=524288 (one per 512 KiB)
+#   full     RCGC_TRACE=8 (every allocation's stack)
+# ------------------------------------------------------------------------
+bench_trace() {
+    local bin nohooks
+    bin=$(build_bench alloc_bench)
+    nohooks=$(build_bench alloc_bench_nohooks)
+    local -a V=(nohooks off sample full)
+    local total=$(( ${#V[@]} * REPS )) i=0 rep k v line status
+    declare -A vals=()
+    log "=== trace: alloc_bench local, 1 thread, ${V[*]}, $REPS reps of ${DURATION}s ($total runs)"
+    progress_start
+    for (( rep = 0; rep < REPS; rep++ )); do
+        for (( k = 0; k < ${#V[@]}; k++ )); do
+            v=${V[$(( (k + rep) % ${#V[@]} ))]}
+            i=$(( i + 1 ))
+            printf '%s trace %s rep=%d/%d ... ' "$(progress "$i" "$total")" "$v" $(( rep + 1 )) "$REPS" >&2
+            local -a cmd=(env -u LD_PRELOAD -u RCGC_TRACE -u RCGC_TRACE_SAMPLE)
+            case $v in
+                sample) cmd+=(RCGC_TRACE=8 RCGC_TRACE_SAMPLE=524288) ;;
+                full) cmd+=(RCGC_TRACE=8) ;;
+            esac
+            [ "$v" = nohooks ] && cmd+=("$nohooks") || cmd+=("$bin")
+            cmd+=(--alloc=rcgc --workload=local --threads=1 --seconds="$DURATION")
+            status=0
+            "${cmd[@]}" > "$WORK/out" 2> "$WORK/err" || status=$?
+            line=$(grep -m1 '^RESULT ' "$WORK/out" || true)
+            if [ "$status" -eq 0 ] && [ -n "$line" ]; then
+                local mops
+                printf -v mops '%.3f' "$(field ops_per_sec "$line")e-6"
+                vals[$v]+="$mops "
+                log "$mops M pairs/s"
+            else
+                log "FAILED (exit $status)"
+                tail -n 5 "$WORK/err" >&2
+            fi
+        done
+    done
+    local csv=$RESULTS/trace.csv md=$RESULTS/trace_summary.md
+    declare -A st=()
+    echo "variant,median_mpairs,min,max" > "$csv"
+    for v in "${V[@]}"; do
+        st[$v]=$(stats ${vals[$v]:-})
+        printf '%s,%s\n' "$v" "$(tr ' ' ',' <<< "${st[$v]}")" >> "$csv"
+    done
+    local base off
+    read -r base _ _ <<< "${st[nohooks]}"
+    {
+        echo "# Tracing cost (alloc_bench local, 1 thread)"
+        echo
+        echo "- Machine: $(cpu_model), $(ncores) cores; $(date '+%Y-%m-%d %H:%M %Z'); load $(loadavg); rcgc $(tree_rev)"
+        echo "- $REPS repetitions of ${DURATION} s each, variants in rotating order. Unit: million rcgc_malloc+rcgc_free pairs per second, median (min-max); cost: the median's slowdown against the library with the hooks compiled out"
+        echo
+        echo "| variant | M pairs/s | cost |"
+        echo "|---|---:|---:|"
+        for v in "${V[@]}"; do
+            local m lo hi
+            read -r m lo hi <<< "${st[$v]}"
+            local cost=NA
+            [ "$m" != NA ] && [ "$base" != NA ] && cost=$(awk -v b="$base" -v x="$m" 'BEGIN { printf "%+.1f%%", (b / x - 1) * 100 }')
+            echo "| $v | $m ($lo-$hi) | $cost |"
+        done
+    } > "$md"
+    cat "$md"
+    overview_begin trace
+    overview_row trace "tracing off: hooks vs compiled out" "1 thr" "M pairs/s" higher rcgc "${st[off]}"
+    overview_row trace "tracing off: hooks vs compiled out" "1 thr" "M pairs/s" higher "compiled out" "${st[nohooks]}"
+    overview_row trace "sampling (512 KiB) vs tracing off" "1 thr" "M pairs/s" higher rcgc "${st[sample]}"
+    overview_row trace "sampling (512 KiB) vs tracing off" "1 thr" "M pairs/s" higher "off" "${st[off]}"
+    echo "Wrote $csv, $md."
 }
 
 # ------------------------------------------------------------------------

@@ -28,16 +28,25 @@ void rcgc__trace_print_sites(FILE *out, size_t per_type);
 /* rcgc_shutdown: drop everything (no thread allocates any more). */
 void rcgc__trace_shutdown(void);
 
+/* RCGC_NO_TRACE_HOOKS compiles the hooks out: only for the benchmark that
+ * measures what they cost when tracing is off (bench/run.sh trace); the
+ * rcgc_trace_* calls then record nothing. */
+#ifdef RCGC_NO_TRACE_HOOKS
+#define RCGC_TRACE_HOOKS 0
+#else
+#define RCGC_TRACE_HOOKS 1
+#endif
+
 /* 1 if tracing or sampling is on (one relaxed load). */
 static inline bool rcgc__trace_active(void) {
-    return __atomic_load_n(&rcgc__trace_mode, __ATOMIC_RELAXED) != RCGC_TRACE_OFF;
+    return RCGC_TRACE_HOOKS && __atomic_load_n(&rcgc__trace_mode, __ATOMIC_RELAXED) != RCGC_TRACE_OFF;
 }
 
 /* After a successful allocation of `bytes` at p. Sampling counts bytes
  * down here, inline, so that unsampled allocations make no call. */
 static inline void rcgc__trace_on_alloc(rcgc_thread *self, void *p, size_t bytes,
                                         const rcgc_type *t, void *ra) {
-    int mode = __atomic_load_n(&rcgc__trace_mode, __ATOMIC_RELAXED);
+    int mode = RCGC_TRACE_HOOKS ? __atomic_load_n(&rcgc__trace_mode, __ATOMIC_RELAXED) : RCGC_TRACE_OFF;
     if (rcgc_unlikely(mode != RCGC_TRACE_OFF)) {
         if (mode == RCGC_TRACE_SAMPLE && (self->trace_left -= (int64_t)bytes) >= 0)
             return;
@@ -56,7 +65,7 @@ static inline size_t rcgc__trace_filter_index(uintptr_t p) {
 /* 1 if any traced raw block is alive (one relaxed load): rcgc_free then
  * goes through rcgc__trace_on_free_raw. */
 static inline bool rcgc__trace_raw_maybe(void) {
-    return __atomic_load_n(&rcgc__trace_raw_live, __ATOMIC_RELAXED) != 0;
+    return RCGC_TRACE_HOOKS && __atomic_load_n(&rcgc__trace_raw_live, __ATOMIC_RELAXED) != 0;
 }
 
 /* Before rcgc_free releases p, while traced raw blocks are alive. */
