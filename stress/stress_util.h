@@ -169,17 +169,25 @@ static inline double stress_rss_mib(void) {
 }
 
 /* ------------------------------------------------------------------------
- * Progress: one line, prefixed with the program, elapsed time and RSS.
+ * Progress: one line a second, with the same leading fields in every
+ * program (soak.sh and readers of the logs rely on them): elapsed time,
+ * RSS, operations per second, collections so far (rcgc_stats_get) and live
+ * objects (the program's own model: created minus destroyed, or blocks
+ * held), then the program's own figures.
  * ------------------------------------------------------------------------ */
-__attribute__((format(printf, 2, 3)))
-static inline void stress_progress(uint64_t start_ns, const char *fmt, ...) {
+__attribute__((format(printf, 4, 5)))
+static inline void stress_progress(uint64_t start_ns, double ops_per_s, long long live,
+                                   const char *fmt, ...) {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    printf("%s: %6.1fs  rss %7.1f MiB  %s\n", stress_prog, stress_seconds_since(start_ns),
-           stress_rss_mib(), buf);
+    rcgc_stats st;
+    rcgc_stats_get(&st);
+    printf("%s: %6.1fs  rss %7.1f MiB  %9.0f ops/s  collections %6llu  live %8lld  %s\n",
+           stress_prog, stress_seconds_since(start_ns), stress_rss_mib(), ops_per_s,
+           (unsigned long long)st.gc_collections, live, buf);
     fflush(stdout);
 }
 
@@ -193,6 +201,8 @@ typedef struct stress_options {
     double   seconds;       /* run time */
     uint64_t seed;          /* the run's seed (random unless given) */
     int      seed_given;    /* 1 if --seed was passed */
+    uint64_t ops;           /* work per worker position, then stop (0: run for seconds) */
+    const char *ops_unit;   /* what --ops counts, for --help (NULL: "operations") */
 } stress_options;
 
 typedef struct stress_extra_opt {
@@ -231,6 +241,9 @@ static inline void stress_usage(FILE *f, const stress_options *o, const stress_e
     fprintf(f, "  %-14s run time in seconds (default %g)\n", "--seconds=S", o->seconds);
     fprintf(f, "  %-14s seed; same seed, same single-thread schedule (default random)\n",
             "--seed=N");
+    fprintf(f, "  %-14s %s per worker position, then stop; --seconds still bounds the run "
+            "(default 0: run for --seconds)\n",
+            "--ops=N", o->ops_unit ? o->ops_unit : "operations");
     for (size_t i = 0; i < nextra; i++) {
         char flag[64];
         snprintf(flag, sizeof flag, "--%s=N", extra[i].name);
@@ -286,6 +299,10 @@ static inline void stress_parse_options(int argc, char **argv, stress_options *o
                 stress_die("--seed wants an unsigned integer, not '%s'", val);
             o->seed = u;
             o->seed_given = 1;
+        } else if (strcmp(name, "ops") == 0) {
+            if (stress_parse_ulong(val, &u))
+                stress_die("--ops wants an unsigned integer, not '%s'", val);
+            o->ops = u;
         } else {
             size_t k;
             for (k = 0; k < nextra; k++)
@@ -323,6 +340,245 @@ static inline void stress_join_blocking(pthread_t t) {
     rcgc_blocking_begin();
     pthread_join(t, NULL);
     rcgc_blocking_end();
+}
+
+/* ------------------------------------------------------------------------
+ * Worker positions. A position outlives its threads: a worker that exits
+ * on purpose (thread churn) marks it EXITED and main starts a successor
+ * with the next generation; one that stops (time, --ops, a violation)
+ * marks it DONE. `state` is written by the worker (release) and read by
+ * main (acquire); the rest belongs to main.
+ * ------------------------------------------------------------------------ */
+enum { STRESS_RUNNING = 0, STRESS_EXITED, STRESS_DONE };
+
+typedef struct stress_thread {
+    pthread_t thread;
+    unsigned generation;    /* successors started on this position so far */
+    int joined;
+    _Atomic int state;      /* STRESS_* */
+} stress_thread;
+
+static _Atomic int stress_stop;     /* main asks every worker to stop */
+
+static inline int stress_stopping(void) {
+    return atomic_load_explicit(&stress_stop, memory_order_relaxed);
+}
+
+static inline void stress_thread_start(stress_thread *t, void *(*fn)(void *), void *arg) {
+    atomic_store_explicit(&t->state, STRESS_RUNNING, memory_order_relaxed);
+    t->joined = 0;
+    int rc = pthread_create(&t->thread, NULL, fn, arg);
+    if (rc != 0)
+        stress_die("pthread_create: %s", strerror(rc));
+}
+
+/* Main stays attached for the whole run: the join is a blocking region. */
+static inline void stress_thread_join(stress_thread *t) {
+    if (!t->joined) {
+        stress_join_blocking(t->thread);
+        t->joined = 1;
+    }
+}
+
+/* The worker's last word: EXITED (wants a successor) or DONE. */
+static inline void stress_thread_end(stress_thread *t, int exited) {
+    atomic_store_explicit(&t->state, exited ? STRESS_EXITED : STRESS_DONE, memory_order_release);
+}
+
+/* Main: if the position's worker exited on purpose, join it and start its
+ * successor (unless the run is stopping). Returns the position's state
+ * after that. */
+static inline int stress_thread_respawn(stress_thread *t, void *(*fn)(void *), void *arg) {
+    int state = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (state == STRESS_EXITED && !stress_stopping()) {
+        stress_thread_join(t);
+        t->generation++;
+        stress_thread_start(t, fn, arg);
+        return STRESS_RUNNING;
+    }
+    return state;
+}
+
+/* Sum of one _Atomic uint64_t counter over an array of n structures of
+ * `stride` bytes, at byte offset `off` in each. */
+static inline uint64_t stress_sum(const void *base, size_t stride, unsigned n, size_t off) {
+    uint64_t t = 0;
+    for (unsigned i = 0; i < n; i++)
+        t += atomic_load_explicit((const _Atomic uint64_t *)((const char *)base + i * stride + off),
+                                  memory_order_relaxed);
+    return t;
+}
+
+/* Counters written by one thread and read by main: relaxed load + store
+ * (a plain move on x86), never a locked add. */
+#define STRESS_BUMP(field, n) \
+    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
+#define STRESS_LOAD(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+/* ------------------------------------------------------------------------
+ * Mailboxes: bounded FIFO rings of fixed-size items between threads, under
+ * a mutex held for a few instructions (no rcgc call inside, so no pause
+ * can catch a thread holding it and no blocking region is needed).
+ * ------------------------------------------------------------------------ */
+typedef struct stress_mailbox {
+    pthread_mutex_t lock;
+    unsigned char *ring;
+    size_t item, cap, head, count;  /* item size in bytes; the rest under `lock` */
+} stress_mailbox;
+
+static inline void stress_mailbox_init(stress_mailbox *m, size_t item, size_t cap) {
+    pthread_mutex_init(&m->lock, NULL);
+    m->item = item;
+    m->cap = cap;
+    m->head = m->count = 0;
+    m->ring = calloc(cap, item);
+    if (!m->ring)
+        stress_die("out of memory for a mailbox of %zu items", cap);
+}
+
+static inline void stress_mailbox_destroy(stress_mailbox *m) {
+    pthread_mutex_destroy(&m->lock);
+    free(m->ring);
+    m->ring = NULL;
+}
+
+/* Copies *item in; 0 if the mailbox is full. */
+static inline int stress_mailbox_put(stress_mailbox *m, const void *item) {
+    int ok = 0;
+    pthread_mutex_lock(&m->lock);
+    if (m->count < m->cap) {
+        memcpy(m->ring + ((m->head + m->count) % m->cap) * m->item, item, m->item);
+        m->count++;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ok;
+}
+
+/* Takes up to max items, oldest first, into out[]; returns how many. */
+static inline size_t stress_mailbox_take(stress_mailbox *m, void *out, size_t max) {
+    size_t n = 0;
+    pthread_mutex_lock(&m->lock);
+    while (n < max && m->count > 0) {
+        memcpy((unsigned char *)out + n * m->item, m->ring + m->head * m->item, m->item);
+        m->head = (m->head + 1) % m->cap;
+        m->count--;
+        n++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+static inline size_t stress_mailbox_count(stress_mailbox *m) {
+    pthread_mutex_lock(&m->lock);
+    size_t n = m->count;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Schedule hashes: a running hash of the operations a worker draws (and
+ * the arguments drawn with them). With --threads=1 and --ops the same seed
+ * must give the same hash; run.sh checks it for every program.
+ * ------------------------------------------------------------------------ */
+static inline uint64_t stress_sched_mix(uint64_t h, uint64_t op, uint64_t arg) {
+    return stress_mix64(h ^ (op << 56) ^ arg);
+}
+
+static inline void stress_sched_note(_Atomic uint64_t *h, uint64_t op, uint64_t arg) {
+    atomic_store_explicit(h, stress_sched_mix(atomic_load_explicit(h, memory_order_relaxed), op, arg),
+                          memory_order_relaxed);
+}
+
+/* Printed at the end of a single-thread run (the line run.sh compares). */
+static inline void stress_print_schedule(const stress_options *o, uint64_t hash) {
+    if (o->threads == 1)
+        printf("%s: schedule hash %016llx (seed %llu, ops %llu: same seed and --ops, same hash)\n",
+               stress_prog, (unsigned long long)hash, (unsigned long long)o->seed,
+               (unsigned long long)o->ops);
+}
+
+/* ------------------------------------------------------------------------
+ * Per-id records: one byte per object ever created, in chunks made on
+ * demand (calloc, published with a CAS), so that a program can count each
+ * object's deaths (and more) without bounding the run in advance.
+ * ------------------------------------------------------------------------ */
+#define STRESS_ID_CHUNK_BITS 20
+#define STRESS_ID_CHUNK (1u << STRESS_ID_CHUNK_BITS)
+#define STRESS_ID_MAX_CHUNKS 4096u
+
+static _Atomic uint8_t *_Atomic stress_ids[STRESS_ID_MAX_CHUNKS];
+static _Atomic uint64_t stress_next_id;
+
+/* Chunk c of a table of chunk pointers, made (zeroed) if absent. */
+static inline void *stress_chunk_get(void *_Atomic *tab, uint64_t c, size_t bytes) {
+    void *chunk = atomic_load_explicit(&tab[c], memory_order_acquire);
+    if (chunk)
+        return chunk;
+    void *fresh = calloc(1, bytes);
+    if (!fresh)
+        stress_die("out of memory for bookkeeping");
+    void *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(&tab[c], &expected, fresh, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return fresh;
+    free(fresh);
+    return expected;
+}
+
+/* The record of id (any id below stress_next_id). */
+static inline _Atomic uint8_t *stress_id_cell(uint64_t id) {
+    uint64_t c = id >> STRESS_ID_CHUNK_BITS;
+    if (c >= STRESS_ID_MAX_CHUNKS)
+        stress_die("more than %llu objects: raise STRESS_ID_MAX_CHUNKS",
+                   (unsigned long long)STRESS_ID_MAX_CHUNKS << STRESS_ID_CHUNK_BITS);
+    _Atomic uint8_t *chunk =
+        stress_chunk_get((void *_Atomic *)&stress_ids[c], c, STRESS_ID_CHUNK);
+    return &chunk[id & (STRESS_ID_CHUNK - 1)];
+}
+
+/* A fresh id, its record zero. */
+static inline uint64_t stress_id_new(void) {
+    uint64_t id = atomic_fetch_add_explicit(&stress_next_id, 1, memory_order_relaxed);
+    (void)stress_id_cell(id);
+    return id;
+}
+
+static inline void stress_ids_free(void) {
+    for (unsigned i = 0; i < STRESS_ID_MAX_CHUNKS; i++) {
+        free((void *)atomic_load_explicit(&stress_ids[i], memory_order_relaxed));
+        atomic_store_explicit(&stress_ids[i], NULL, memory_order_relaxed);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * The end of a run
+ * ------------------------------------------------------------------------ */
+/* The last line: PASS or FAIL with the count and the seed; the exit
+ * status (0 or 1). */
+static inline int stress_finish(void) {
+    unsigned long v = stress_violation_count();
+    printf("%s: %s: %lu violation%s (seed %llu)\n", stress_prog, v ? "FAIL" : "PASS", v,
+           v == 1 ? "" : "s", (unsigned long long)stress_seed);
+    fflush(stdout);
+    return v ? 1 : 0;
+}
+
+/* rcgc_shutdown, then rcgc_init and rcgc_shutdown again: after a shutdown
+ * a new runtime must start empty. */
+static inline void stress_shutdown_checked(void) {
+    rcgc_shutdown();
+    int rc = rcgc_init(NULL);
+    if (rc != 0)
+        stress_die("rcgc_init after rcgc_shutdown: %s", strerror(rc));
+    rcgc_stats st;
+    rcgc_stats_get(&st);
+    if (st.blocks_in_use != 0 || st.bytes_in_use != 0)
+        stress_violation("after rcgc_shutdown and rcgc_init, rcgc_stats_get reports "
+                         "blocks_in_use %zu, bytes_in_use %zu",
+                         st.blocks_in_use, st.bytes_in_use);
+    rcgc_shutdown();
 }
 
 #endif /* RCGC_STRESS_UTIL_H */
