@@ -171,10 +171,19 @@ static inline double stress_rss_mib(void) {
 /* ------------------------------------------------------------------------
  * Progress: one line a second, with the same leading fields in every
  * program (soak.sh and readers of the logs rely on them): elapsed time,
- * RSS, operations per second, collections so far (rcgc_stats_get) and live
- * objects (the program's own model: created minus destroyed, or blocks
- * held), then the program's own figures.
+ * RSS and, within it, the harness's own bookkeeping that grows with the
+ * run by design (per-id records: see stress_chunk_get), operations per
+ * second, collections so far (rcgc_stats_get) and live objects (the
+ * program's own model: created minus destroyed, or blocks held), then the
+ * program's own figures.
  * ------------------------------------------------------------------------ */
+static _Atomic size_t stress_book_bytes;    /* bookkeeping chunks allocated so far */
+
+static inline double stress_book_mib(void) {
+    return (double)atomic_load_explicit(&stress_book_bytes, memory_order_relaxed) /
+           (1024.0 * 1024.0);
+}
+
 __attribute__((format(printf, 4, 5)))
 static inline void stress_progress(uint64_t start_ns, double ops_per_s, long long live,
                                    const char *fmt, ...) {
@@ -185,8 +194,10 @@ static inline void stress_progress(uint64_t start_ns, double ops_per_s, long lon
     va_end(ap);
     rcgc_stats st;
     rcgc_stats_get(&st);
-    printf("%s: %6.1fs  rss %7.1f MiB  %9.0f ops/s  collections %6llu  live %8lld  %s\n",
-           stress_prog, stress_seconds_since(start_ns), stress_rss_mib(), ops_per_s,
+    printf("%s: %6.1fs  rss %7.1f MiB (harness %6.1f)  %9.0f ops/s  collections %6llu  "
+           "live %8lld  %s\n",
+           stress_prog, stress_seconds_since(start_ns), stress_rss_mib(), stress_book_mib(),
+           ops_per_s,
            (unsigned long long)st.gc_collections, live, buf);
     fflush(stdout);
 }
@@ -511,7 +522,8 @@ static inline void stress_print_schedule(const stress_options *o, uint64_t hash)
 static _Atomic uint8_t *_Atomic stress_ids[STRESS_ID_MAX_CHUNKS];
 static _Atomic uint64_t stress_next_id;
 
-/* Chunk c of a table of chunk pointers, made (zeroed) if absent. */
+/* Chunk c of a table of chunk pointers, made (zeroed) if absent. Counted
+ * in stress_book_bytes: the soak checks RSS net of it. */
 static inline void *stress_chunk_get(void *_Atomic *tab, uint64_t c, size_t bytes) {
     void *chunk = atomic_load_explicit(&tab[c], memory_order_acquire);
     if (chunk)
@@ -521,8 +533,10 @@ static inline void *stress_chunk_get(void *_Atomic *tab, uint64_t c, size_t byte
         stress_die("out of memory for bookkeeping");
     void *expected = NULL;
     if (atomic_compare_exchange_strong_explicit(&tab[c], &expected, fresh, memory_order_acq_rel,
-                                                memory_order_acquire))
+                                                memory_order_acquire)) {
+        atomic_fetch_add_explicit(&stress_book_bytes, bytes, memory_order_relaxed);
         return fresh;
+    }
     free(fresh);
     return expected;
 }
