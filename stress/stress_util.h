@@ -14,6 +14,7 @@
 #define RCGC_STRESS_UTIL_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <rcgc.h>
 #include <inttypes.h>
@@ -156,13 +157,19 @@ static inline int stress_rng_one_in(stress_rng *r, uint64_t n) {
  * Resident memory from /proc/self/statm (second field, in pages).
  * ------------------------------------------------------------------------ */
 static inline double stress_rss_mib(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
+    /* open/read, not fopen: no malloc, so that it works when the address
+     * space is exhausted (pressure_stress). */
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return -1.0;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1.0;
+    buf[n] = '\0';
     unsigned long size = 0, resident = 0;
-    int n = fscanf(f, "%lu %lu", &size, &resident);
-    fclose(f);
-    if (n != 2)
+    if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
         return -1.0;
     long page = sysconf(_SC_PAGESIZE);
     return (double)resident * (double)(page > 0 ? page : 4096) / (1024.0 * 1024.0);
