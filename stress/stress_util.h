@@ -179,7 +179,8 @@ static inline double stress_rss_mib(void) {
  * Progress: one line a second, with the same leading fields in every
  * program (soak.sh and readers of the logs rely on them): elapsed time,
  * RSS and, within it, the harness's own bookkeeping that grows with the
- * run by design (per-id records: see stress_chunk_get), operations per
+ * run by design (per-id records: see stress_chunk_get), the rcgc heap's
+ * bytes in use and committed (rcgc_stats_get), operations per
  * second, collections so far (rcgc_stats_get) and live objects (the
  * program's own model: created minus destroyed, or blocks held), then the
  * program's own figures.
@@ -201,10 +202,11 @@ static inline void stress_progress(uint64_t start_ns, double ops_per_s, long lon
     va_end(ap);
     rcgc_stats st;
     rcgc_stats_get(&st);
-    printf("%s: %6.1fs  rss %7.1f MiB (harness %6.1f)  %9.0f ops/s  collections %6llu  "
-           "live %8lld  %s\n",
+    printf("%s: %6.1fs  rss %7.1f MiB (harness %6.1f)  heap %6.1f in use / %6.1f committed  "
+           "%9.0f ops/s  collections %6llu  live %8lld  %s\n",
            stress_prog, stress_seconds_since(start_ns), stress_rss_mib(), stress_book_mib(),
-           ops_per_s,
+           (double)st.bytes_in_use / (1024.0 * 1024.0),
+           (double)st.bytes_committed / (1024.0 * 1024.0), ops_per_s,
            (unsigned long long)st.gc_collections, live, buf);
     fflush(stdout);
 }
