@@ -80,7 +80,7 @@
 #define MAX_THREADS_STATS 2048u
 #define EXTRA_BLOCKS_SLACK 96u
 #define FINAL_ROUNDS 16
-#define CANARY_POISON 0xDEADDEADDEADDEADull
+#define SALT 0xC4124Full          /* canaries: stress_canary(id, SALT) */
 
 #define BUMP STRESS_BUMP
 #define LOAD STRESS_LOAD
@@ -92,59 +92,33 @@
 enum { KIND_OBJ = 0x43484F42u, KIND_SHARED = 0x43485352u };
 
 typedef struct cobj {
-    uint64_t canary;        /* canary_of(id) while alive, CANARY_POISON after destroy */
+    uint64_t canary;        /* stress_canary(id) while alive, STRESS_POISON after destroy */
     uint64_t id;
     uint64_t serial;        /* the lifetime that made it (survivors: UINT64_MAX - n) */
     uint32_t kind;
-    _Atomic uint32_t clears;
     uint32_t depth;         /* 0 without children, else 1 + the deepest child's */
-    void *child[2];         /* fixed at creation; dropped by clear */
+    stress_pair pr;         /* children: fixed at creation; dropped by clear */
 } cobj;
 
 static uint64_t g_seed;
 static _Atomic uint64_t g_created, g_destroyed, g_raw_made, g_raw_freed, g_wr_made, g_wr_cb,
     g_wr_failed;
 
-static uint64_t canary_of(uint64_t id) {
-    uint64_t c = stress_mix64(id ^ g_seed ^ 0xC4124Full);
-    return c == CANARY_POISON ? c ^ 1 : c;
-}
-
 static int cobj_traverse(void *self, rcgc_visit_fn visit, void *arg) {
-    cobj *o = self;
-    RCGC_VISIT(o->child[0]);
-    RCGC_VISIT(o->child[1]);
-    return 0;
+    return stress_pair_traverse(&((cobj *)self)->pr, visit, arg);
 }
 
-static void cobj_clear(void *self) {
-    cobj *o = self;
-    atomic_fetch_add_explicit(&o->clears, 1, memory_order_relaxed);
-    for (int i = 0; i < 2; i++) {
-        void *c = o->child[i];
-        o->child[i] = NULL;
-        rcgc_xdecref(c);
-    }
-}
+static void cobj_clear(void *self) { stress_pair_clear(&((cobj *)self)->pr); }
 
 static void cobj_destroy(void *self) {
     cobj *o = self;
-    if (o->canary != canary_of(o->id)) {
-        stress_violation("object %p (id %llu, made by lifetime %llu): canary 0x%016llx when "
-                         "destroyed: %s",
-                         self, (unsigned long long)o->id, (unsigned long long)o->serial,
-                         (unsigned long long)o->canary,
-                         o->canary == CANARY_POISON ? "destroyed twice" : "corrupted");
+    if (!stress_on_destroy(self, o->id, o->canary, SALT, 1))
         return;
-    }
-    if (atomic_load_explicit(&o->clears, memory_order_relaxed) == 0 || o->child[0] ||
-        o->child[1])
+    if (atomic_load_explicit(&o->pr.clears, memory_order_relaxed) == 0 || o->pr.child[0] ||
+        o->pr.child[1])
         stress_violation("object %p (id %llu) destroyed without a clear", self,
                          (unsigned long long)o->id);
-    if (atomic_fetch_add_explicit(stress_id_cell(o->id), 1, memory_order_relaxed))
-        stress_violation("id %llu (object %p) destroyed a second time", (unsigned long long)o->id,
-                         self);
-    o->canary = CANARY_POISON;
+    o->canary = STRESS_POISON;
     INC(g_destroyed);
 }
 
@@ -158,18 +132,8 @@ static const rcgc_type shared_type = {
 };
 
 static int check_one(const cobj *o, const char *when) {
-    if (o->canary != canary_of(o->id)) {
-        stress_violation("object %p: canary 0x%016llx, id %llu (%s): %s", (const void *)o,
-                         (unsigned long long)o->canary, (unsigned long long)o->id, when,
-                         o->canary == CANARY_POISON ? "used after its destroy"
-                                                    : "freed and reused, or corrupted");
+    if (!stress_check_alive(o, o->id, o->canary, SALT, UINT64_MAX, 1, when))
         return 0;
-    }
-    if (atomic_load_explicit(stress_id_cell(o->id), memory_order_relaxed)) {
-        stress_violation("object %p (id %llu) referenced after its destroy ran (%s)",
-                         (const void *)o, (unsigned long long)o->id, when);
-        return 0;
-    }
     if (o->kind != KIND_OBJ && o->kind != KIND_SHARED) {
         stress_violation("object %p (id %llu): kind %08x (%s)", (const void *)o,
                          (unsigned long long)o->id, o->kind, when);
@@ -183,7 +147,7 @@ static int check_obj(const cobj *o, const char *when) {
     if (!check_one(o, when))
         return 0;
     for (int i = 0; i < 2; i++)
-        if (o->child[i] && !check_one(o->child[i], when))
+        if (o->pr.child[i] && !check_one(o->pr.child[i], when))
             return 0;
     return 1;
 }
@@ -193,23 +157,18 @@ static cobj *obj_new(const rcgc_type *t, uint64_t serial, cobj *c0, cobj *c1) {
         c0 = NULL;
     if (c1 && c1->depth >= MAX_DEPTH)
         c1 = NULL;
-    cobj *o = rcgc_new(t);
-    if (!o) {
-        stress_violation("rcgc_new(%s) returned NULL (errno %d)", t->name, errno);
+    cobj *o = stress_new_zeroed(t, sizeof *o);
+    if (!o)
         return NULL;
-    }
-    if (o->canary || o->id || o->child[0] || o->child[1])
-        stress_violation("rcgc_new(%s) returned %p with a payload not zeroed", t->name,
-                         (void *)o);
     o->id = stress_id_new();
-    o->canary = canary_of(o->id);
+    o->canary = stress_canary(o->id, SALT);
     o->serial = serial;
     o->kind = t == &shared_type ? KIND_SHARED : KIND_OBJ;
     o->depth = c0 || c1 ? 1 + (c0 && (!c1 || c0->depth > c1->depth) ? c0->depth : c1->depth) : 0;
     rcgc_xincref(c0);
     rcgc_xincref(c1);
-    o->child[0] = c0;
-    o->child[1] = c1;
+    o->pr.child[0] = c0;
+    o->pr.child[1] = c1;
     INC(g_created);
     return o;
 }
@@ -234,9 +193,7 @@ typedef struct rawblk {
     uint32_t size;
 } rawblk;
 
-static uint64_t raw_word(uint64_t id, size_t off) {
-    return stress_mix64(id ^ g_seed ^ 0x4A3ull) + off * 0x9E3779B97F4A7C15ull;
-}
+static uint64_t raw_key(uint64_t id) { return stress_mix64(id ^ g_seed ^ 0x4A3ull); }
 
 static int raw_new(rawblk *b, uint32_t size) {
     b->p = rcgc_malloc(size);
@@ -246,25 +203,14 @@ static int raw_new(rawblk *b, uint32_t size) {
     }
     b->id = stress_id_new();
     b->size = size;
-    for (size_t off = 0; off + 8 <= size; off += 8) {
-        uint64_t v = raw_word(b->id, off);
-        memcpy(b->p + off, &v, 8);
-    }
+    stress_pattern_fill(b->p, 0, size, raw_key(b->id), SIZE_MAX);
     INC(g_raw_made);
     return 1;
 }
 
 static void raw_free_checked(const rawblk *b, const char *when) {
-    for (size_t off = 0; off + 8 <= b->size; off += 8) {
-        uint64_t v;
-        memcpy(&v, b->p + off, 8);
-        if (v != raw_word(b->id, off)) {
-            stress_violation("raw block %p (id %llu, %u bytes): word at offset %zu corrupted "
-                             "(%s)",
-                             (void *)b->p, (unsigned long long)b->id, b->size, off, when);
-            return;     /* leaked */
-        }
-    }
+    if (!stress_pattern_check(b->p, 0, b->size, raw_key(b->id), SIZE_MAX, when))
+        return;     /* leaked */
     if (atomic_fetch_add_explicit(stress_id_cell(b->id), 1, memory_order_relaxed))
         stress_violation("raw block id %llu freed twice (%s)", (unsigned long long)b->id, when);
     rcgc_free(b->p);
@@ -343,15 +289,7 @@ typedef struct life {
 } life;
 
 static void attach_or_die(const char *who, uint64_t n) {
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach failed in %s %llu: %s", who, (unsigned long long)n,
-                   strerror(rc));
-    if (!rcgc_is_attached())
-        stress_violation("rcgc_is_attached() == 0 right after rcgc_thread_attach");
-    char name[16];
-    snprintf(name, sizeof name, "ch-%s%llu", who, (unsigned long long)(n % 100000));
-    rcgc_thread_set_name(name);
+    stress_attach("ch-%s%llu", who, (unsigned long long)(n % 100000));
 }
 
 static void local_put(life *l, cobj *o) {
@@ -509,7 +447,7 @@ static void *short_main(void *arg) {
     case EXIT_REATTACH:
         rcgc_thread_detach();
         for (unsigned i = 0; i < l.nlocal; i++)   /* held across the detach */
-            if (l.local[i]->canary != canary_of(l.local[i]->id))
+            if (l.local[i]->canary != stress_canary(l.local[i]->id, SALT))
                 stress_violation("object id %llu held across a detach: canary corrupted",
                                  (unsigned long long)l.local[i]->id);
         attach_or_die("r", p->serial);
@@ -630,11 +568,7 @@ int main(int argc, char **argv) {
            (unsigned long long)g_seed, opt.seed_given ? "" : " (pass --seed to repeat)");
     fflush(stdout);
 
-    int rc = rcgc_init(NULL);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("ch-main");
+    stress_init_runtime(NULL, "ch-main");
     for (unsigned i = 0; i < NXCH; i++)
         pthread_mutex_init(&g_xch[i].lock, NULL);
     rcgc_stats st0;
@@ -745,15 +679,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 100; i++)
         rcgc_safepoint();
 
-    uint64_t nids = LOAD(stress_next_id), bad = 0;
-    for (uint64_t id = 0; id < nids; id++) {
-        uint8_t d = atomic_load_explicit(stress_id_cell(id), memory_order_relaxed);
-        if (d != 1 && ++bad <= 10)
-            stress_violation("id %llu died %u times by the end (1 expected)",
-                             (unsigned long long)id, d);
-    }
-    if (bad > 10)
-        stress_violation("%llu ids in all did not die exactly once", (unsigned long long)bad);
+    stress_ids_check_deaths(0xFF);
     uint64_t created = LOAD(g_created), destroyed = LOAD(g_destroyed);
     if (created != destroyed)
         stress_violation("%llu objects created, %llu destroyed after every reference was dropped "
@@ -768,17 +694,9 @@ int main(int argc, char **argv) {
         stress_violation("%llu weak references made, %llu callbacks (every referent died: one "
                          "each expected)",
                          (unsigned long long)LOAD(g_wr_made), (unsigned long long)LOAD(g_wr_cb));
+    stress_check_heap_back(&st0, EXTRA_BLOCKS_SLACK);
     rcgc_stats st;
     rcgc_stats_get(&st);
-    if (st.blocks_in_use < st0.blocks_in_use + st.objects_shared_read_pending ||
-        st.blocks_in_use - st0.blocks_in_use - st.objects_shared_read_pending >
-            st.objects_shared_read_pending + EXTRA_BLOCKS_SLACK)
-        stress_violation("after every object died, rcgc_stats_get reports blocks_in_use %zu "
-                         "(%zu before the run) with %zu shared-read frees pending",
-                         st.blocks_in_use, st0.blocks_in_use, st.objects_shared_read_pending);
-    if (st.threads_attached != 1)
-        stress_violation("rcgc_stats_get reports %zu threads attached; only main is",
-                         st.threads_attached);
 
     uint64_t lives = SUM_SHORT(lifetimes);
     printf("%s: ran %.2fs: %llu short-lived threads (%.0f/s, not a benchmark), %llu operations "

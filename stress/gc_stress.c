@@ -1293,12 +1293,7 @@ static void op_collect(worker *w) {
 }
 
 static void attach_or_die(worker *w) {
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach failed in thread %u: %s", w->id, strerror(rc));
-    char name[16];
-    snprintf(name, sizeof name, "gs-%u.%u", w->id, w->p->t.generation % 1000);
-    rcgc_thread_set_name(name);
+    stress_attach("gs-%u.%u", w->id, w->p->t.generation % 1000);
 }
 
 /* Detach holding roots (their counts are merged), then come back. */
@@ -1640,11 +1635,7 @@ int main(int argc, char **argv) {
     rcgc_config cfg = {0};
     cfg.gc_threshold = threshold ? (int)threshold : -1;
     cfg.gc_workers = (int)gc_workers;
-    int rc = rcgc_init(&cfg);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("gs-main");
+    stress_init_runtime(&cfg, "gs-main");
     rcgc_gc_set_threshold(threshold, 0);
     if (rcgc_gc_callback_add(gc_cb, NULL) != 0)
         stress_die("rcgc_gc_callback_add failed");
@@ -1680,13 +1671,9 @@ int main(int argc, char **argv) {
         stress_thread_start(&g_pos[i].t, worker_main, &g_pos[i]);
 
     for (;;) {
-        rcgc_blocking_begin();
-        stress_sleep_us(2000);
-        rcgc_blocking_end();
-        unsigned done = 0;
-        for (unsigned i = 0; i < g_npos; i++)
-            done += stress_thread_respawn(&g_pos[i].t, worker_main, &g_pos[i]) == STRESS_DONE;
+        unsigned done = stress_supervise(g_pos, sizeof *g_pos, g_npos, worker_main, 2000);
         uint64_t now = stress_now_ns();
+        double dt;
         if (collect_ms && now >= next_collect) {
             if (main_collects % 4 == 3)
                 rcgc_collect();
@@ -1762,10 +1749,9 @@ int main(int argc, char **argv) {
             next_settings = now + settings_ms * 1000000u;
         }
         now = stress_now_ns();
-        if (now - last >= 1000000000u) {
+        if (stress_second_passed(now, &last, &dt)) {
             uint64_t ops = SUM(ops), coll = LOAD(g_cb_last);
-            progress(start, (double)(now - last) / 1e9, ops - last_ops, coll - last_coll);
-            last = now;
+            progress(start, dt, ops - last_ops, coll - last_coll);
             last_ops = ops;
             last_coll = coll;
         }

@@ -208,8 +208,8 @@ typedef struct slot_counters {
 } slot_counters;
 
 typedef struct slot {
+    stress_thread t;                /* first: stress_supervise */
     stress_mailbox mail;            /* blocks handed to this slot (blk items) */
-    stress_thread t;
     _Alignas(64) slot_counters c;   /* own cache line: the mailbox lock is shared */
 } slot;
 
@@ -375,15 +375,7 @@ static void verify_all(worker *w, const char *when, int attached) {
 }
 
 static void attach_or_die(worker *w) {
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach failed in thread %u: %s", w->id, strerror(rc));
-    if (rcgc_is_attached() != 1)
-        stress_violation("rcgc_is_attached() != 1 right after rcgc_thread_attach (thread %u)",
-                         w->id);
-    char name[32];
-    snprintf(name, sizeof name, "hs-%u.%u", w->id, w->origin & 0xFFFFu);
-    rcgc_thread_set_name(name);
+    stress_attach("hs-%u.%u", w->id, w->origin & 0xFFFFu);
 }
 
 /* Detach with live blocks: their pages are abandoned, other heaps may adopt
@@ -500,7 +492,10 @@ static void *worker_main(void *arg) {
  * ------------------------------------------------------------------------ */
 #define SUM(field) stress_sum(g_slots, sizeof *g_slots, g_nslots, offsetof(slot, c.field))
 
-static void progress(uint64_t start, double dt, uint64_t ops_delta) {
+static void progress(uint64_t start, double dt) {
+    static uint64_t last_ops;
+    uint64_t ops = SUM(ops), ops_delta = ops - last_ops;
+    last_ops = ops;
     rcgc_stats st;
     rcgc_stats_get(&st);
     uint64_t in_mail = 0;
@@ -563,11 +558,7 @@ int main(int argc, char **argv) {
            STRESS_SANITIZER ? ", sanitizer build: reduced work" : "");
     fflush(stdout);
 
-    int rc = rcgc_init(NULL);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("hs-main");
+    stress_init_runtime(NULL, "hs-main");
 
     g_slots = calloc(g_nslots, sizeof *g_slots);
     if (!g_slots)
@@ -576,34 +567,8 @@ int main(int argc, char **argv) {
         stress_mailbox_init(&g_slots[i].mail, sizeof(blk), g_max_live * 2 + 256);
     }
 
-    uint64_t start = stress_now_ns(), last = start, last_ops = 0;
-    uint64_t deadline = start + (uint64_t)(opt.seconds * 1e9);
-    for (unsigned i = 0; i < g_nslots; i++)
-        stress_thread_start(&g_slots[i].t, worker_main, &g_slots[i]);
-
-    /* Supervise: replace exited threads, print progress, stop on time,
-     * on the op limit or at the first violation. */
-    for (;;) {
-        rcgc_blocking_begin();
-        stress_sleep_us(2000);
-        rcgc_blocking_end();
-        unsigned done = 0;
-        for (unsigned i = 0; i < g_nslots; i++)
-            done += stress_thread_respawn(&g_slots[i].t, worker_main, &g_slots[i]) == STRESS_DONE;
-        uint64_t now = stress_now_ns();
-        if (now - last >= 1000000000u) {
-            uint64_t ops = SUM(ops);
-            progress(start, (double)(now - last) / 1e9, ops - last_ops);
-            last = now;
-            last_ops = ops;
-        }
-        if (done == g_nslots || stress_violation_count() > 0 || now >= deadline)
-            break;
-    }
-    atomic_store_explicit(&stress_stop, 1, memory_order_relaxed);
-    for (unsigned i = 0; i < g_nslots; i++)
-        stress_thread_join(&g_slots[i].t);
-    double elapsed = stress_seconds_since(start);
+    stress_run_spec run = {g_slots, sizeof *g_slots, g_nslots, worker_main, 2000, 0, NULL, progress};
+    double elapsed = stress_run(&run, opt.seconds, NULL);
 
     uint64_t main_frees = drain_mailboxes();
     uint64_t allocs = SUM(allocs), frees = SUM(frees) + main_frees;

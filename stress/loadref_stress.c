@@ -67,7 +67,7 @@
 #define DETACH_PER_M  30u
 #define OFFLINE_PER_M 300u
 #endif
-#define CANARY_POISON 0xDEADDEADDEADDEADull
+#define SALT 0x10ADull            /* canaries: stress_canary(id, SALT) */
 
 #define BUMP STRESS_BUMP
 #define LOAD STRESS_LOAD
@@ -77,7 +77,7 @@
  * Objects
  * ------------------------------------------------------------------------ */
 typedef struct robj {
-    uint64_t canary;        /* canary_of(id) while alive, CANARY_POISON after destroy */
+    uint64_t canary;        /* stress_canary(id) while alive, STRESS_POISON after destroy */
     uint64_t id;
     uint64_t version;       /* the home slot's version when made (from 1) */
     uint32_t home;          /* the slot it is made for */
@@ -91,10 +91,6 @@ static _Atomic uint64_t g_created, g_destroyed;
 static void *g_slot[NSLOTS];
 static uint64_t g_version[NSLOTS];  /* owned by the slot's writer position */
 
-static uint64_t canary_of(uint64_t id) {
-    uint64_t c = stress_mix64(id ^ g_seed ^ 0x10ADull);
-    return c == CANARY_POISON ? c ^ 1 : c;
-}
 static uint64_t payload_word(uint64_t id, unsigned i) { return stress_mix64(id * 8 + i + g_seed); }
 
 static int robj_traverse(void *self, rcgc_visit_fn visit, void *arg) {
@@ -112,22 +108,15 @@ static void robj_clear(void *self) {
 
 static void robj_destroy(void *self) {
     robj *o = self;
-    if (o->canary != canary_of(o->id)) {
-        stress_violation("object %p (id %llu): canary 0x%016llx when destroyed: %s", self,
-                         (unsigned long long)o->id, (unsigned long long)o->canary,
-                         o->canary == CANARY_POISON ? "destroyed twice" : "corrupted");
+    if (!stress_on_destroy(self, o->id, o->canary, SALT, 1))
         return;
-    }
     if (atomic_load_explicit(&o->clears, memory_order_relaxed) == 0 || o->prev)
         stress_violation("object %p (id %llu) destroyed without a clear", self,
                          (unsigned long long)o->id);
-    if (atomic_fetch_add_explicit(stress_id_cell(o->id), 1, memory_order_relaxed))
-        stress_violation("id %llu (object %p) destroyed a second time", (unsigned long long)o->id,
-                         self);
     /* Readers that raced with this death may still read the header and
      * this payload until a grace period ends: the poison is what a load
      * that returned a dead object would see. */
-    o->canary = CANARY_POISON;
+    o->canary = STRESS_POISON;
     INC(g_destroyed);
 }
 
@@ -139,18 +128,8 @@ static const rcgc_type robj_type = {
 /* Check an object the caller holds (want_home: the slot it came from, or
  * NSLOTS for any). Returns 1 if intact. */
 static int check_obj(const robj *o, unsigned want_home, const char *when) {
-    if (o->canary != canary_of(o->id)) {
-        stress_violation("object %p (id %llu): canary 0x%016llx (%s): %s", (const void *)o,
-                         (unsigned long long)o->id, (unsigned long long)o->canary, when,
-                         o->canary == CANARY_POISON ? "a reader holds a destroyed object"
-                                                    : "freed and reused, or corrupted");
+    if (!stress_check_alive(o, o->id, o->canary, SALT, UINT64_MAX, 1, when))
         return 0;
-    }
-    if (atomic_load_explicit(stress_id_cell(o->id), memory_order_relaxed)) {
-        stress_violation("object %p (id %llu) held by a reader after its destroy ran (%s)",
-                         (const void *)o, (unsigned long long)o->id, when);
-        return 0;
-    }
     if (o->home >= NSLOTS || (want_home < NSLOTS && o->home != want_home)) {
         stress_violation("object %p (id %llu) made for slot %u found in slot %u (%s)",
                          (const void *)o, (unsigned long long)o->id, o->home, want_home, when);
@@ -168,7 +147,7 @@ static int check_obj(const robj *o, unsigned want_home, const char *when) {
         return 0;
     }
     const robj *p = o->prev;
-    if (p && (p->canary != canary_of(p->id) || p->home != o->home || p->version >= o->version ||
+    if (p && (p->canary != stress_canary(p->id, SALT) || p->home != o->home || p->version >= o->version ||
               atomic_load_explicit(stress_id_cell(p->id), memory_order_relaxed))) {
         stress_violation("object %p (id %llu, slot %u, version %llu): its prev %p (id %llu, slot "
                          "%u, version %llu, canary 0x%016llx) is not intact (%s)",
@@ -222,13 +201,11 @@ static void op_write(worker *w) {
         BUMP(w->p->c.clears, 1);
         return;
     }
-    robj *o = rcgc_new(&robj_type);
-    if (!o) {
-        stress_violation("rcgc_new returned NULL (errno %d)", errno);
+    robj *o = stress_new_zeroed(&robj_type, sizeof *o);
+    if (!o)
         return;
-    }
     o->id = stress_id_new();
-    o->canary = canary_of(o->id);
+    o->canary = stress_canary(o->id, SALT);
     o->home = i;
     o->version = ++g_version[i];
     for (unsigned j = 0; j < NPAYLOAD; j++)
@@ -290,13 +267,7 @@ static void op_read(worker *w) {
 }
 
 static void attach_or_die(worker *w) {
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach failed in thread %u: %s", w->id, strerror(rc));
-    char name[16];
-    snprintf(name, sizeof name, "lr-%c%u.%u", writes(w->id) ? 'w' : 'r', w->id,
-             w->p->t.generation % 1000);
-    rcgc_thread_set_name(name);
+    stress_attach("lr-%c%u.%u", writes(w->id) ? 'w' : 'r', w->id, w->p->t.generation % 1000);
 }
 
 /* Rare events: offline for a moment (a QSBR quiescent period), or detach
@@ -306,7 +277,7 @@ static void op_offline(worker *w, int detach) {
     if (detach) {
         rcgc_thread_detach();
         for (unsigned i = 0; i < NRING; i++)
-            if (w->ring[i] && w->ring[i]->canary != canary_of(w->ring[i]->id))
+            if (w->ring[i] && w->ring[i]->canary != stress_canary(w->ring[i]->id, SALT))
                 stress_violation("object id %llu held across a detach: canary corrupted",
                                  (unsigned long long)w->ring[i]->id);
         stress_sleep_us(us);
@@ -373,6 +344,22 @@ static void *worker_main(void *arg) {
  * ------------------------------------------------------------------------ */
 #define SUM(field) stress_sum(g_pos, sizeof *g_pos, g_npos, offsetof(pos, c.field))
 
+static void progress(uint64_t start, double dt) {
+    static uint64_t last_ops, last_loads;
+    uint64_t ops = SUM(ops), loads = SUM(loads);
+    rcgc_stats st;
+    rcgc_stats_get(&st);
+    stress_progress(start, (double)(ops - last_ops) / dt,
+                    (long long)(LOAD(g_created) - LOAD(g_destroyed)),
+                    "objects  %.0f loads/s (%llu NULL in all)  %llu sets  shared-read pending %zu  "
+                    "churn %llu  detaches %llu",
+                    (double)(loads - last_loads) / dt, (unsigned long long)SUM(load_nulls),
+                    (unsigned long long)SUM(sets), st.objects_shared_read_pending,
+                    (unsigned long long)SUM(exits), (unsigned long long)SUM(detaches));
+    last_ops = ops;
+    last_loads = loads;
+}
+
 int main(int argc, char **argv) {
     stress_options opt = {.threads = 4, .seconds = 5};
     unsigned long writers = 0;
@@ -398,51 +385,13 @@ int main(int argc, char **argv) {
            STRESS_SANITIZER ? ", sanitizer build: more churn" : "");
     fflush(stdout);
 
-    int rc = rcgc_init(NULL);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("lr-main");
+    stress_init_runtime(NULL, "lr-main");
 
     g_pos = calloc(g_npos, sizeof *g_pos);
     if (!g_pos)
         stress_die("out of memory");
-    uint64_t start = stress_now_ns(), last = start, last_ops = 0, last_loads = 0;
-    uint64_t deadline = start + (uint64_t)(opt.seconds * 1e9);
-    for (unsigned i = 0; i < g_npos; i++)
-        stress_thread_start(&g_pos[i].t, worker_main, &g_pos[i]);
-    for (;;) {
-        rcgc_blocking_begin();
-        stress_sleep_us(2000);
-        rcgc_blocking_end();
-        unsigned done = 0;
-        for (unsigned i = 0; i < g_npos; i++)
-            done += stress_thread_respawn(&g_pos[i].t, worker_main, &g_pos[i]) == STRESS_DONE;
-        uint64_t now = stress_now_ns();
-        if (now - last >= 1000000000u) {
-            double dt = (double)(now - last) / 1e9;
-            uint64_t ops = SUM(ops), loads = SUM(loads);
-            rcgc_stats st;
-            rcgc_stats_get(&st);
-            stress_progress(start, (double)(ops - last_ops) / dt,
-                            (long long)(LOAD(g_created) - LOAD(g_destroyed)),
-                            "objects  %.0f loads/s (%llu NULL in all)  %llu sets  shared-read "
-                            "pending %zu  churn %llu  detaches %llu",
-                            (double)(loads - last_loads) / dt,
-                            (unsigned long long)SUM(load_nulls), (unsigned long long)SUM(sets),
-                            st.objects_shared_read_pending, (unsigned long long)SUM(exits),
-                            (unsigned long long)SUM(detaches));
-            last = now;
-            last_ops = ops;
-            last_loads = loads;
-        }
-        if (done == g_npos || stress_violation_count() > 0 || now >= deadline)
-            break;
-    }
-    atomic_store_explicit(&stress_stop, 1, memory_order_relaxed);
-    for (unsigned i = 0; i < g_npos; i++)
-        stress_thread_join(&g_pos[i].t);
-    double elapsed = stress_seconds_since(start);
+    stress_run_spec run = {g_pos, sizeof *g_pos, g_npos, worker_main, 2000, 0, NULL, progress};
+    double elapsed = stress_run(&run, opt.seconds, NULL);
 
     for (unsigned i = 0; i < NSLOTS; i++) {
         robj *o = rcgc_load_ref(&g_slot[i]);
@@ -455,15 +404,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 100; i++)
         rcgc_safepoint();
     uint64_t created = LOAD(g_created), destroyed = LOAD(g_destroyed);
-    uint64_t nids = LOAD(stress_next_id), bad = 0;
-    for (uint64_t id = 0; id < nids; id++) {
-        uint8_t d = atomic_load_explicit(stress_id_cell(id), memory_order_relaxed);
-        if (d != 1 && ++bad <= 10)
-            stress_violation("id %llu died %u times by the end (1 expected)",
-                             (unsigned long long)id, d);
-    }
-    if (bad > 10)
-        stress_violation("%llu ids in all did not die exactly once", (unsigned long long)bad);
+    stress_ids_check_deaths(0xFF);
     if (created != destroyed)
         stress_violation("%llu objects created, %llu destroyed after every slot was cleared",
                          (unsigned long long)created, (unsigned long long)destroyed);

@@ -77,7 +77,7 @@
 #define OPS_BATCH   16u
 #define HUGE_SIZE   ((64u << 20) + 4096u)   /* over an arena: a reservation of its own */
 #define EXTRA_BLOCKS_SLACK 64u
-#define CANARY_POISON 0xDEADDEADDEADDEADull
+#define SALT 0x9E55ull            /* canaries: stress_canary(id, SALT) */
 
 enum { MODE_AUTO = 0, MODE_RLIMIT = 1, MODE_INJECT = 2 };
 enum { PH_FILL = 0, PH_DRAIN = 1 };
@@ -90,7 +90,7 @@ enum { PH_FILL = 0, PH_DRAIN = 1 };
  * Objects and raw blocks
  * ------------------------------------------------------------------------ */
 typedef struct pnode {
-    uint64_t canary;            /* canary_of(id) while alive, CANARY_POISON after destroy */
+    uint64_t canary;            /* stress_canary(id) while alive, STRESS_POISON after destroy */
     uint64_t id;
     uint64_t extra;             /* var objects: payload bytes after the pnode, ending in a canary */
     struct pnode *next;         /* the chain's previous head (set before publication) */
@@ -103,10 +103,6 @@ static int g_mode;
 static _Atomic uint64_t g_created, g_destroyed, g_raw_made, g_raw_freed, g_enomem, g_bad_errno,
     g_gc_aborted, g_gc_done, g_weak_fail, g_weak_ok, g_huge_ok, g_huge_fail;
 
-static uint64_t canary_of(uint64_t id) {
-    uint64_t c = stress_mix64(id ^ g_seed ^ 0x9E55ull);
-    return c == CANARY_POISON ? c ^ 1 : c;
-}
 static uint64_t *tail_of(const pnode *n) {
     return (uint64_t *)((char *)(n + 1) + n->extra - sizeof(uint64_t));
 }
@@ -129,16 +125,12 @@ static void pnode_clear(void *self) {
 
 static void pnode_destroy(void *self) {
     pnode *n = self;
-    if (n->canary != canary_of(n->id)) {
-        stress_violation("object %p (id %llu): canary 0x%016llx when destroyed: %s", self,
-                         (unsigned long long)n->id, (unsigned long long)n->canary,
-                         n->canary == CANARY_POISON ? "destroyed twice" : "corrupted");
+    if (!stress_on_destroy(self, n->id, n->canary, SALT, 0))
         return;
-    }
-    if (n->extra && *tail_of(n) != ~canary_of(n->id))
+    if (n->extra && *tail_of(n) != ~stress_canary(n->id, SALT))
         stress_violation("object %p (id %llu): tail of %llu extra bytes corrupted", self,
                          (unsigned long long)n->id, (unsigned long long)n->extra);
-    n->canary = CANARY_POISON;
+    n->canary = STRESS_POISON;
     INC(g_destroyed);
 }
 
@@ -152,14 +144,9 @@ static const rcgc_type var_type = {
 };
 
 static int check_node(const pnode *n, const char *when) {
-    if (n->canary != canary_of(n->id)) {
-        stress_violation("object %p (id %llu): canary 0x%016llx (%s): %s", (const void *)n,
-                         (unsigned long long)n->id, (unsigned long long)n->canary, when,
-                         n->canary == CANARY_POISON ? "destroyed while referenced"
-                                                    : "corrupted or reused");
+    if (!stress_check_alive(n, n->id, n->canary, SALT, UINT64_MAX, 0, when))
         return 0;
-    }
-    if (n->extra && *tail_of(n) != ~canary_of(n->id)) {
+    if (n->extra && *tail_of(n) != ~stress_canary(n->id, SALT)) {
         stress_violation("object %p (id %llu): tail corrupted (%s)", (const void *)n,
                          (unsigned long long)n->id, when);
         return 0;
@@ -172,36 +159,19 @@ static int check_node(const pnode *n, const char *when) {
     return 1;
 }
 
-/* Raw blocks: a list through their first word; then the size and the
- * pattern (every 8-byte word up to 4 KiB, then one word a page: huge
- * blocks stay mostly untouched). */
+/* Raw blocks: a list through their first word; then the size and
+ * stress_util.h's pattern (dense over the first 4 KiB, then a word a page:
+ * huge blocks stay mostly untouched). */
 typedef struct raw_hdr {
     struct raw_hdr *next;
     uint64_t size;
     uint64_t key;
 } raw_hdr;
 
-static size_t raw_step(size_t off) { return off < 4096 ? 8 : 4096; }
-static uint64_t raw_word(uint64_t key, size_t off) { return key + off * 0x9E3779B97F4A7C15ull; }
-
-static void raw_fill(raw_hdr *h) {
-    for (size_t off = sizeof *h; off + 8 <= h->size; off += raw_step(off)) {
-        uint64_t v = raw_word(h->key, off);
-        memcpy((char *)h + off, &v, 8);
-    }
-}
+static void raw_fill(raw_hdr *h) { stress_pattern_fill(h, sizeof *h, h->size, h->key, 4096); }
 
 static int raw_check(const raw_hdr *h, const char *when) {
-    for (size_t off = sizeof *h; off + 8 <= h->size; off += raw_step(off)) {
-        uint64_t v;
-        memcpy(&v, (const char *)h + off, 8);
-        if (v != raw_word(h->key, off)) {
-            stress_violation("raw block %p (%llu bytes): word at offset %zu corrupted (%s)",
-                             (const void *)h, (unsigned long long)h->size, off, when);
-            return 0;
-        }
-    }
-    return 1;
+    return stress_pattern_check(h, sizeof *h, h->size, h->key, 4096, when);
 }
 
 /* ------------------------------------------------------------------------
@@ -303,10 +273,10 @@ static int op_alloc(worker *w, int first) {
             return 0;
         }
         n->id = atomic_fetch_add_explicit(&g_created, 1, memory_order_relaxed);
-        n->canary = canary_of(n->id);
+        n->canary = stress_canary(n->id, SALT);
         n->extra = var ? extra : 0;
         if (var)
-            *tail_of(n) = ~canary_of(n->id);
+            *tail_of(n) = ~stress_canary(n->id, SALT);
         n->next = w->chain[c];      /* takes the chain's reference */
         if (cross && w->chain[c2] && c2 != c) {
             rcgc_incref(w->chain[c2]);
@@ -421,12 +391,7 @@ static void *worker_main(void *arg) {
     w->p = p;
     w->id = (unsigned)(p - g_pos);
     stress_rng_seed(&w->rng, g_seed, w->id);
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach: %s", strerror(rc));
-    char name[16];
-    snprintf(name, sizeof name, "ps-%u", w->id);
-    rcgc_thread_set_name(name);
+    stress_attach("ps-%u", w->id);
     /* Everything this thread needs is allocated: tell main, then wait for
      * the limit to be set. */
     atomic_store_explicit(&p->c.phase_done, UINT64_MAX, memory_order_release);
@@ -542,11 +507,7 @@ int main(int argc, char **argv) {
                      : "fault injection (rcgc__os_fail_nth) and a byte budget (--mode=2)");
     fflush(stdout);
 
-    int rc = rcgc_init(NULL);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("ps-main");
+    stress_init_runtime(NULL, "ps-main");
     if (rcgc_gc_callback_add(gc_cb, NULL) != 0)
         stress_die("rcgc_gc_callback_add failed");
     g_pos = calloc(g_npos, sizeof *g_pos);

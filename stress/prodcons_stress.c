@@ -83,7 +83,7 @@
  * frees: merge-queue chunks, qsbr batches (see the final check). */
 #define EXTRA_BLOCKS_SLACK 64u
 #define FINAL_ROUNDS 16
-#define CANARY_POISON 0xDEADDEADDEADDEADull
+#define SALT 0x9A5CE1ull         /* canaries: stress_canary(id, SALT) */
 
 #define BUMP STRESS_BUMP
 #define LOAD STRESS_LOAD
@@ -96,13 +96,12 @@ enum { KIND_PARCEL = 0x50415243u, KIND_CHILD = 0x4348494Cu };
 enum { ITEM_PARCEL = 1, ITEM_RAW = 2 };
 
 typedef struct parcel {
-    uint64_t canary;            /* canary_of(id) while alive, CANARY_POISON after destroy */
+    uint64_t canary;            /* stress_canary(id) while alive, STRESS_POISON after destroy */
     uint64_t id;
     uint32_t kind;              /* KIND_* */
     uint32_t origin;            /* creating thread: position << 16 | generation */
-    _Atomic uint32_t clears;
     _Atomic uint32_t hops;      /* forwards between consumers */
-    void *child[2];             /* set before the parcel is shared; dropped by clear */
+    stress_pair pr;             /* children: set before the parcel is shared; dropped by clear */
     unsigned char *raw;         /* raw block owned by the parcel, or NULL */
     uint64_t raw_id;
     uint32_t raw_size;
@@ -113,16 +112,9 @@ static _Atomic uint64_t g_created, g_destroyed, g_raw_made, g_raw_freed, g_remot
     g_raw_remote_frees, g_cycles;
 static __thread uint32_t tl_origin = UINT32_MAX;     /* the running worker (main: none) */
 
-static uint64_t canary_of(uint64_t id) {
-    uint64_t c = stress_mix64(id ^ g_seed ^ 0x9A5CE1ull);
-    return c == CANARY_POISON ? c ^ 1 : c;
-}
-
-/* Raw blocks: 16 bytes of header (id, size), then a pattern of 8-byte
- * words derived from the id (up to the size asked for, rounded down). */
-static uint64_t raw_word(uint64_t id, size_t off) {
-    return stress_mix64(id ^ g_seed) + off * 0x9E3779B97F4A7C15ull;
-}
+/* Raw blocks: 16 bytes of header (id, size), then stress_util.h's
+ * pattern keyed by the id (up to the size asked for, rounded down). */
+static uint64_t raw_key(uint64_t id) { return stress_mix64(id ^ g_seed); }
 
 static unsigned char *raw_new(uint32_t size, uint64_t *id_out) {
     unsigned char *p = rcgc_malloc(size);
@@ -133,10 +125,7 @@ static unsigned char *raw_new(uint32_t size, uint64_t *id_out) {
     uint64_t id = stress_id_new();
     uint64_t hdr[2] = {id, size};
     memcpy(p, hdr, sizeof hdr);
-    for (size_t off = 16; off + 8 <= size; off += 8) {
-        uint64_t v = raw_word(id, off);
-        memcpy(p + off, &v, 8);
-    }
+    stress_pattern_fill(p, 16, size, raw_key(id), SIZE_MAX);
     INC(g_raw_made);
     *id_out = id;
     return p;
@@ -156,15 +145,8 @@ static void raw_free_checked(unsigned char *p, uint64_t id, uint32_t size, uint3
                          (unsigned long long)id, size, when);
         ok = 0;
     }
-    for (size_t off = 16; ok && off + 8 <= size; off += 8) {
-        uint64_t v;
-        memcpy(&v, p + off, 8);
-        if (v != raw_word(id, off)) {
-            stress_violation("raw block %p (id %llu, %u bytes): word at offset %zu corrupted (%s)",
-                             (void *)p, (unsigned long long)id, size, off, when);
-            ok = 0;
-        }
-    }
+    if (ok && !stress_pattern_check(p, 16, size, raw_key(id), SIZE_MAX, when))
+        ok = 0;
     if (rcgc_usable_size(p) < size)
         stress_violation("raw block %p (id %llu): rcgc_usable_size %zu < %u (%s)", (void *)p,
                          (unsigned long long)id, rcgc_usable_size(p), size, when);
@@ -181,46 +163,27 @@ static void raw_free_checked(unsigned char *p, uint64_t id, uint32_t size, uint3
 }
 
 static int parcel_traverse(void *self, rcgc_visit_fn visit, void *arg) {
-    parcel *o = self;
-    RCGC_VISIT(o->child[0]);
-    RCGC_VISIT(o->child[1]);
-    return 0;
+    return stress_pair_traverse(&((parcel *)self)->pr, visit, arg);
 }
 
-static void parcel_clear(void *self) {
-    parcel *o = self;
-    atomic_fetch_add_explicit(&o->clears, 1, memory_order_relaxed);
-    for (int i = 0; i < 2; i++) {
-        void *c = o->child[i];
-        o->child[i] = NULL;
-        rcgc_xdecref(c);
-    }
-}
+static void parcel_clear(void *self) { stress_pair_clear(&((parcel *)self)->pr); }
 
 static void parcel_destroy(void *self) {
     parcel *o = self;
-    if (o->canary != canary_of(o->id)) {
-        stress_violation("object %p (id %llu): canary 0x%016llx when destroyed: %s", self,
-                         (unsigned long long)o->id, (unsigned long long)o->canary,
-                         o->canary == CANARY_POISON ? "destroyed twice" : "corrupted");
+    if (!stress_on_destroy(self, o->id, o->canary, SALT, 1))
         return;
-    }
-    if (atomic_load_explicit(&o->clears, memory_order_relaxed) == 0)
+    if (atomic_load_explicit(&o->pr.clears, memory_order_relaxed) == 0)
         stress_violation("object %p (id %llu) destroyed without a clear", self,
                          (unsigned long long)o->id);
-    if (o->child[0] || o->child[1])
+    if (o->pr.child[0] || o->pr.child[1])
         stress_violation("object %p (id %llu) destroyed with children set", self,
                          (unsigned long long)o->id);
     if (o->raw)
         raw_free_checked(o->raw, o->raw_id, o->raw_size, o->origin, "in its parcel's destroy");
     o->raw = NULL;
-    uint8_t old = atomic_fetch_add_explicit(stress_id_cell(o->id), 1, memory_order_relaxed);
-    if (old)
-        stress_violation("id %llu (object %p) destroyed a second time", (unsigned long long)o->id,
-                         self);
     if (o->origin != tl_origin)
         INC(g_remote_deaths);
-    o->canary = CANARY_POISON;
+    o->canary = STRESS_POISON;
     INC(g_destroyed);
 }
 
@@ -235,23 +198,8 @@ static const rcgc_type shared_parcel_type = {
 
 /* Check an object the caller holds a reference to. Returns 1 if intact. */
 static int check_obj(const parcel *o, uint64_t want_id, const char *when) {
-    if (o->canary == CANARY_POISON) {
-        stress_violation("object %p (id %llu) used after its destroy ran (%s)", (const void *)o,
-                         (unsigned long long)o->id, when);
+    if (!stress_check_alive(o, o->id, o->canary, SALT, want_id, 1, when))
         return 0;
-    }
-    if (o->canary != canary_of(o->id) || (want_id != UINT64_MAX && o->id != want_id)) {
-        stress_violation("object %p: canary 0x%016llx, id %llu (expected id %llu) (%s): freed "
-                         "and reused, or corrupted",
-                         (const void *)o, (unsigned long long)o->canary,
-                         (unsigned long long)o->id, (unsigned long long)want_id, when);
-        return 0;
-    }
-    if (atomic_load_explicit(stress_id_cell(o->id), memory_order_relaxed)) {
-        stress_violation("object %p (id %llu) is referenced but its destroy ran (%s)",
-                         (const void *)o, (unsigned long long)o->id, when);
-        return 0;
-    }
     if (o->kind != KIND_PARCEL && o->kind != KIND_CHILD) {
         stress_violation("object %p (id %llu): kind %08x (%s)", (const void *)o,
                          (unsigned long long)o->id, o->kind, when);
@@ -272,22 +220,17 @@ static int check_parcel(const parcel *o, uint64_t id, const char *when) {
     if (!check_obj(o, id, when))
         return 0;
     for (int i = 0; i < 2; i++)
-        if (o->child[i] && !check_obj(o->child[i], UINT64_MAX, when))
+        if (o->pr.child[i] && !check_obj(o->pr.child[i], UINT64_MAX, when))
             return 0;
     return 1;
 }
 
 static parcel *obj_new(const rcgc_type *t, uint32_t kind) {
-    parcel *o = rcgc_new(t);
-    if (!o) {
-        stress_violation("rcgc_new(%s) returned NULL (errno %d)", t->name, errno);
+    parcel *o = stress_new_zeroed(t, sizeof *o);
+    if (!o)
         return NULL;
-    }
-    if (o->canary || o->id || o->child[0] || o->child[1] || o->raw)
-        stress_violation("rcgc_new(%s) returned %p with a payload not zeroed", t->name,
-                         (void *)o);
     o->id = stress_id_new();
-    o->canary = canary_of(o->id);
+    o->canary = stress_canary(o->id, SALT);
     o->kind = kind;
     o->origin = tl_origin;
     INC(g_created);
@@ -311,8 +254,8 @@ typedef struct counters {
 } counters;
 
 typedef struct pos {
+    stress_thread t;        /* first: stress_supervise */
     stress_mailbox mail;    /* consumers only: items */
-    stress_thread t;
     _Alignas(64) counters c;
 } pos;
 
@@ -407,12 +350,12 @@ static void op_parcel(worker *w) {
         parcel *c = obj_new(&parcel_type, KIND_CHILD);
         if (!c)
             break;
-        o->child[i] = c;
+        o->pr.child[i] = c;
     }
-    if (cycle && o->child[0]) {
-        parcel *c = o->child[0];
+    if (cycle && o->pr.child[0]) {
+        parcel *c = o->pr.child[0];
         rcgc_incref(o);
-        c->child[0] = o;    /* not shared yet: no lock needed */
+        c->pr.child[0] = o;    /* not shared yet: no lock needed */
         INC(g_cycles);
     }
     if (with_raw) {
@@ -507,16 +450,6 @@ static void op_collect(worker *w) {
     BUMP(w->p->c.collects, 1);
 }
 
-static void attach_or_die(worker *w) {
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach failed in thread %u: %s", w->id, strerror(rc));
-    char name[16];
-    snprintf(name, sizeof name, "pc-%c%u.%u", produces(w->id) ? 'p' : 'c', w->id,
-             w->p->t.generation % 1000);
-    rcgc_thread_set_name(name);
-}
-
 static void *worker_main(void *arg) {
     pos *p = arg;
     worker *w = calloc(1, sizeof *w);
@@ -526,7 +459,7 @@ static void *worker_main(void *arg) {
     w->id = (unsigned)(p - g_pos);
     tl_origin = (uint32_t)w->id << 16 | (p->t.generation & 0xFFFFu);
     stress_rng_seed(&w->rng, g_seed, (uint64_t)w->id << 32 | p->t.generation);
-    attach_or_die(w);
+    stress_attach("pc-%c%u.%u", produces(w->id) ? 'p' : 'c', w->id, p->t.generation % 1000);
     const int prod = produces(w->id), cons = consumes(w->id);
     const uint64_t t_exit = (uint64_t)EXIT_PER_M * (1u << 20) / 1000000u;
     const uint64_t t_collect = t_exit + (uint64_t)COLLECT_PER_M * (1u << 20) / 1000000u;
@@ -604,7 +537,10 @@ static size_t in_mailboxes(void) {
     return n;
 }
 
-static void progress(uint64_t start, double dt, uint64_t ops_delta) {
+static void progress(uint64_t start, double dt) {
+    static uint64_t last_ops;
+    uint64_t ops = SUM(ops), ops_delta = ops - last_ops;
+    last_ops = ops;
     rcgc_stats st;
     rcgc_stats_get(&st);
     stress_progress(start, dt > 0 ? (double)ops_delta / dt : 0.0,
@@ -659,11 +595,7 @@ int main(int argc, char **argv) {
            STRESS_SANITIZER ? ", sanitizer build: more churn" : "");
     fflush(stdout);
 
-    int rc = rcgc_init(NULL);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("pc-main");
+    stress_init_runtime(NULL, "pc-main");
     rcgc_stats st0;
     rcgc_stats_get(&st0);
 
@@ -674,37 +606,10 @@ int main(int argc, char **argv) {
         if (consumes(i))
             stress_mailbox_init(&g_pos[i].mail, sizeof(item), MAILBOX_CAP);
 
-    uint64_t start = stress_now_ns(), last = start, last_ops = 0;
-    uint64_t deadline = start + (uint64_t)(opt.seconds * 1e9);
-    uint64_t next_collect = start + collect_ms * 1000000u, main_collects = 0;
-    for (unsigned i = 0; i < g_npos; i++)
-        stress_thread_start(&g_pos[i].t, worker_main, &g_pos[i]);
-    for (;;) {
-        rcgc_blocking_begin();
-        stress_sleep_us(2000);
-        rcgc_blocking_end();
-        unsigned done = 0;
-        for (unsigned i = 0; i < g_npos; i++)
-            done += stress_thread_respawn(&g_pos[i].t, worker_main, &g_pos[i]) == STRESS_DONE;
-        uint64_t now = stress_now_ns();
-        if (collect_ms && now >= next_collect) {
-            rcgc_collect();
-            main_collects++;
-            next_collect = now + collect_ms * 1000000u;
-        }
-        if (now - last >= 1000000000u) {
-            uint64_t ops = SUM(ops);
-            progress(start, (double)(now - last) / 1e9, ops - last_ops);
-            last = now;
-            last_ops = ops;
-        }
-        if (done == g_npos || stress_violation_count() > 0 || now >= deadline)
-            break;
-    }
-    atomic_store_explicit(&stress_stop, 1, memory_order_relaxed);
-    for (unsigned i = 0; i < g_npos; i++)
-        stress_thread_join(&g_pos[i].t);
-    double elapsed = stress_seconds_since(start);
+    stress_run_spec run = {g_pos, sizeof *g_pos, g_npos, worker_main, 2000, collect_ms, NULL,
+                           progress};
+    uint64_t main_collects;
+    double elapsed = stress_run(&run, opt.seconds, &main_collects);
 
     uint64_t drained = drain_mailboxes();
     int rounds;
@@ -717,15 +622,7 @@ int main(int argc, char **argv) {
 
     uint64_t created = LOAD(g_created), destroyed = LOAD(g_destroyed);
     uint64_t raw_made = LOAD(g_raw_made), raw_freed = LOAD(g_raw_freed);
-    uint64_t nids = LOAD(stress_next_id), bad = 0;
-    for (uint64_t id = 0; id < nids; id++) {
-        uint8_t d = atomic_load_explicit(stress_id_cell(id), memory_order_relaxed);
-        if (d != 1 && ++bad <= 10)
-            stress_violation("id %llu died %u times by the end (1 expected)",
-                             (unsigned long long)id, d);
-    }
-    if (bad > 10)
-        stress_violation("%llu ids in all did not die exactly once", (unsigned long long)bad);
+    stress_ids_check_deaths(0xFF);
     if (created != destroyed)
         stress_violation("%llu objects created, %llu destroyed after every reference was dropped "
                          "(%d final collections, the last found %zu)",
@@ -739,17 +636,9 @@ int main(int argc, char **argv) {
         stress_violation("%llu items sent, %llu received + %llu drained by main",
                          (unsigned long long)sent, (unsigned long long)received,
                          (unsigned long long)drained);
+    stress_check_heap_back(&st0, EXTRA_BLOCKS_SLACK);
     rcgc_stats st;
     rcgc_stats_get(&st);
-    if (st.blocks_in_use < st0.blocks_in_use + st.objects_shared_read_pending ||
-        st.blocks_in_use - st0.blocks_in_use - st.objects_shared_read_pending >
-            st.objects_shared_read_pending + EXTRA_BLOCKS_SLACK)
-        stress_violation("after every object died, rcgc_stats_get reports blocks_in_use %zu "
-                         "(%zu before the run) with %zu shared-read frees pending",
-                         st.blocks_in_use, st0.blocks_in_use, st.objects_shared_read_pending);
-    if (st.threads_attached != 1)
-        stress_violation("rcgc_stats_get reports %zu threads attached; only main is",
-                         st.threads_attached);
     if (g_npos > 1 && SUM(received) > 1000 &&
         (LOAD(g_remote_deaths) == 0 || st.remote_frees_total == 0))
         stress_violation("%llu items crossed threads but %llu objects died remotely and "

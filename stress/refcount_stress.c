@@ -179,8 +179,8 @@ typedef struct counters {
 } counters;
 
 typedef struct pos {
+    stress_thread t;        /* first: stress_supervise */
     stress_mailbox mail;    /* references handed to this position (void * items) */
-    stress_thread t;
     _Alignas(64) counters c;
 } pos;
 
@@ -381,12 +381,7 @@ static void drop_all(worker *w) {
 }
 
 static void attach_or_die(worker *w) {
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach failed in thread %u: %s", w->id, strerror(rc));
-    char name[32];
-    snprintf(name, sizeof name, "rs-%u.%u", w->id, w->origin & 0xFFFFu);
-    rcgc_thread_set_name(name);
+    stress_attach("rs-%u.%u", w->id, w->origin & 0xFFFFu);
 }
 
 /* Detach while holding references: our counts are merged; the objects
@@ -495,7 +490,10 @@ static void *worker_main(void *arg) {
  * ------------------------------------------------------------------------ */
 #define SUM(field) stress_sum(g_pos, sizeof *g_pos, g_npos, offsetof(pos, c.field))
 
-static void progress(uint64_t start, double dt, uint64_t ops_delta) {
+static void progress(uint64_t start, double dt) {
+    static uint64_t last_ops;
+    uint64_t ops = SUM(ops), ops_delta = ops - last_ops;
+    last_ops = ops;
     rcgc_stats st;
     rcgc_stats_get(&st);
     uint64_t created = atomic_load_explicit(&g_created, memory_order_relaxed);
@@ -541,11 +539,7 @@ int main(int argc, char **argv) {
            STRESS_SANITIZER ? ", sanitizer build: reduced work" : "");
     fflush(stdout);
 
-    int rc = rcgc_init(NULL);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("rs-main");
+    stress_init_runtime(NULL, "rs-main");
 
     g_pos = calloc(g_npos, sizeof *g_pos);
     if (!g_pos)
@@ -553,34 +547,11 @@ int main(int argc, char **argv) {
     for (unsigned i = 0; i < g_npos; i++)
         stress_mailbox_init(&g_pos[i].mail, sizeof(void *), MAILBOX_CAP);
 
-    uint64_t start = stress_now_ns(), last = start, last_ops = 0;
-    uint64_t deadline = start + (uint64_t)(opt.seconds * 1e9);
-    for (unsigned i = 0; i < g_npos; i++)
-        stress_thread_start(&g_pos[i].t, worker_main, &g_pos[i]);
-
-    for (;;) {
-        rcgc_blocking_begin();
-        stress_sleep_us(2000);
-        rcgc_blocking_end();
-        unsigned done = 0;
-        for (unsigned i = 0; i < g_npos; i++)
-            done += stress_thread_respawn(&g_pos[i].t, worker_main, &g_pos[i]) == STRESS_DONE;
-        uint64_t now = stress_now_ns();
-        if (now - last >= 1000000000u) {
-            uint64_t ops = SUM(ops);
-            progress(start, (double)(now - last) / 1e9, ops - last_ops);
-            last = now;
-            last_ops = ops;
-        }
-        if (done == g_npos || stress_violation_count() > 0 || now >= deadline)
-            break;
-    }
-    atomic_store_explicit(&stress_stop, 1, memory_order_relaxed);
-    /* A worker that exits now (it drew the exit op before seeing the stop)
-     * has no successor: its references sit in the mailboxes. */
-    for (unsigned i = 0; i < g_npos; i++)
-        stress_thread_join(&g_pos[i].t);
-    double elapsed = stress_seconds_since(start);
+    stress_run_spec run = {g_pos, sizeof *g_pos, g_npos, worker_main, 2000, 0, NULL, progress};
+    /* A worker that exits as the run stops (it drew the exit op before
+     * seeing the stop) has no successor: its references sit in the
+     * mailboxes, which main drains below. */
+    double elapsed = stress_run(&run, opt.seconds, NULL);
 
     /* Cleanup: cells first (their objects may be in mailboxes too). */
     for (unsigned i = 0; i < NCELLS; i++) {

@@ -575,6 +575,271 @@ static inline void stress_ids_free(void) {
     }
 }
 
+/* Every id below stress_next_id: (record & mask) must be 1 (one death).
+ * Reports the first ten that are not, then the total; returns how many. */
+static inline uint64_t stress_ids_check_deaths(uint8_t mask) {
+    uint64_t n = atomic_load_explicit(&stress_next_id, memory_order_relaxed), bad = 0;
+    for (uint64_t id = 0; id < n; id++) {
+        uint8_t d = atomic_load_explicit(stress_id_cell(id), memory_order_relaxed) & mask;
+        if (d != 1 && ++bad <= 10)
+            stress_violation("id %llu died %u times by the end (1 expected)",
+                             (unsigned long long)id, d);
+    }
+    if (bad > 10)
+        stress_violation("%llu ids in all did not die exactly once", (unsigned long long)bad);
+    return bad;
+}
+
+/* ------------------------------------------------------------------------
+ * Objects: canaries derived from an id, poisoned by destroy, and the
+ * checks every program makes on what it holds and on what dies.
+ * ------------------------------------------------------------------------ */
+#define STRESS_POISON 0xDEADDEADDEADDEADull
+
+/* The canary of id (salt: one per program or type); never the poison. */
+static inline uint64_t stress_canary(uint64_t id, uint64_t salt) {
+    uint64_t c = stress_mix64(id ^ stress_seed ^ salt);
+    return c == STRESS_POISON ? c ^ 1 : c;
+}
+
+/* A new object of type t (t->size 0: rcgc_new_var with `size` bytes),
+ * checked: not NULL, 16-byte aligned, its first `size` bytes zero. NULL
+ * (and a violation) if rcgc_new failed. */
+static inline void *stress_new_zeroed(const rcgc_type *t, size_t size) {
+    unsigned char *o = t->size ? rcgc_new(t) : rcgc_new_var(t, size);
+    if (!o) {
+        stress_violation("rcgc_new(%s) returned NULL (errno %d)", t->name, errno);
+        return NULL;
+    }
+    if ((uintptr_t)o % 16 != 0)
+        stress_violation("rcgc_new(%s) returned %p: not 16-byte aligned", t->name, (void *)o);
+    for (size_t i = 0; i < size; i++)
+        if (o[i]) {
+            stress_violation("rcgc_new(%s) returned %p with byte %zu of the payload not zero",
+                             t->name, (void *)o, i);
+            break;
+        }
+    return o;
+}
+
+/* An object the caller holds a reference to: its canary matches its id
+ * (and want_id, unless UINT64_MAX) and its destroy has not run (the id's
+ * record, when `records`). Returns 1 if so; else reports what `when`
+ * found. */
+static inline int stress_check_alive(const void *o, uint64_t id, uint64_t canary, uint64_t salt,
+                                     uint64_t want_id, int records, const char *when) {
+    if (canary != stress_canary(id, salt) || (want_id != UINT64_MAX && id != want_id)) {
+        stress_violation("object %p: canary 0x%016llx, id %llu (expected id %llu) (%s): %s",
+                         o, (unsigned long long)canary, (unsigned long long)id,
+                         (unsigned long long)want_id, when,
+                         canary == STRESS_POISON ? "used after its destroy"
+                                                 : "freed and reused, or corrupted");
+        return 0;
+    }
+    if (records && (atomic_load_explicit(stress_id_cell(id), memory_order_relaxed) & 7)) {
+        stress_violation("object %p (id %llu) referenced after its destroy ran (%s)", o,
+                         (unsigned long long)id, when);
+        return 0;
+    }
+    return 1;
+}
+
+/* In a type's destroy: the canary must be intact (the poison means a
+ * second destroy); the id's death is recorded (`records`) and a second one
+ * reported. Returns 1 if the object was intact: the caller then poisons
+ * its canary. */
+static inline int stress_on_destroy(const void *o, uint64_t id, uint64_t canary, uint64_t salt,
+                                    int records) {
+    if (canary != stress_canary(id, salt)) {
+        stress_violation("object %p (id %llu): canary 0x%016llx when destroyed: %s", o,
+                         (unsigned long long)id, (unsigned long long)canary,
+                         canary == STRESS_POISON ? "destroyed twice" : "corrupted");
+        return 0;
+    }
+    if (records && atomic_fetch_add_explicit(stress_id_cell(id), 1, memory_order_relaxed) & 7)
+        stress_violation("id %llu (object %p) destroyed a second time", (unsigned long long)id,
+                         o);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Raw blocks: a pattern of 8-byte words derived from a key, from byte
+ * `from` to `size`: every word below `dense` bytes, then one a page (huge
+ * blocks stay mostly untouched).
+ * ------------------------------------------------------------------------ */
+static inline size_t stress_pattern_step(size_t off, size_t dense) { return off < dense ? 8 : 4096; }
+static inline uint64_t stress_pattern_word(uint64_t key, size_t off) {
+    return key + off * 0x9E3779B97F4A7C15ull;
+}
+
+static inline void stress_pattern_fill(void *p, size_t from, size_t size, uint64_t key,
+                                       size_t dense) {
+    for (size_t off = from; off + 8 <= size; off += stress_pattern_step(off, dense)) {
+        uint64_t v = stress_pattern_word(key, off);
+        memcpy((char *)p + off, &v, 8);
+    }
+}
+
+/* 1 if intact; else reports the first bad word. */
+static inline int stress_pattern_check(const void *p, size_t from, size_t size, uint64_t key,
+                                       size_t dense, const char *when) {
+    for (size_t off = from; off + 8 <= size; off += stress_pattern_step(off, dense)) {
+        uint64_t v;
+        memcpy(&v, (const char *)p + off, 8);
+        if (v != stress_pattern_word(key, off)) {
+            stress_violation("raw block %p (%zu bytes): word at offset %zu corrupted (%s)", p,
+                             size, off, when);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Threads: attach, and main's supervision loop
+ * ------------------------------------------------------------------------ */
+/* Attach the calling thread (or die: a harness failure) and name it. */
+__attribute__((format(printf, 1, 2)))
+static inline void stress_attach(const char *fmt, ...) {
+    int rc = rcgc_thread_attach();
+    if (rc != 0)
+        stress_die("rcgc_thread_attach: %s", strerror(rc));
+    if (!rcgc_is_attached())
+        stress_violation("rcgc_is_attached() == 0 right after rcgc_thread_attach");
+    char name[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    rcgc_thread_set_name(name);
+}
+
+/* One step of main's loop: sleep `us` in a blocking region, then restart
+ * the positions whose worker exited. Positions are `stride` bytes apart
+ * and each starts with its stress_thread (fn gets the position). Returns
+ * how many are DONE. */
+static inline unsigned stress_supervise(void *first, size_t stride, unsigned n,
+                                        void *(*fn)(void *), unsigned long us) {
+    rcgc_blocking_begin();
+    stress_sleep_us(us);
+    rcgc_blocking_end();
+    unsigned done = 0;
+    for (unsigned i = 0; i < n; i++) {
+        stress_thread *t = (stress_thread *)((char *)first + i * stride);
+        done += stress_thread_respawn(t, fn, t) == STRESS_DONE;
+    }
+    return done;
+}
+
+/* True once a second (on `now`): *last moves to now, *dt gets the
+ * seconds since the previous time. */
+static inline int stress_second_passed(uint64_t now, uint64_t *last, double *dt) {
+    if (now - *last < 1000000000u)
+        return 0;
+    *dt = (double)(now - *last) / 1e9;
+    *last = now;
+    return 1;
+}
+
+/* rcgc_init (cfg NULL: defaults and RCGC_* variables), the fatal handler
+ * that names the seed, and the main thread's name. */
+static inline void stress_init_runtime(const rcgc_config *cfg, const char *main_name) {
+    int rc = rcgc_init(cfg);
+    if (rc != 0)
+        stress_die("rcgc_init: %s", strerror(rc));
+    rcgc_set_fatal_handler(stress_fatal_handler);
+    rcgc_thread_set_name(main_name);
+}
+
+/* Main's run: start a worker on every position, then supervise them
+ * (stress_supervise every step_us), collect every collect_ms (0: never),
+ * call each_step (if any) at every step and progress once a second, until
+ * the deadline, the first violation, or every position DONE; then stop
+ * and join every worker. Returns the seconds it ran; *collects gets main's
+ * collections. */
+typedef struct stress_run_spec {
+    void *positions;                /* each starts with its stress_thread */
+    size_t stride;
+    unsigned n;
+    void *(*worker)(void *);        /* gets its position */
+    unsigned long step_us, collect_ms;
+    void (*each_step)(uint64_t now);
+    void (*progress)(uint64_t start, double dt);
+} stress_run_spec;
+
+static inline double stress_run(const stress_run_spec *r, double seconds, uint64_t *collects) {
+    uint64_t start = stress_now_ns(), last = start, n_collect = 0;
+    uint64_t deadline = start + (uint64_t)(seconds * 1e9);
+    uint64_t next_collect = start + r->collect_ms * 1000000u;
+    for (unsigned i = 0; i < r->n; i++) {
+        stress_thread *t = (stress_thread *)((char *)r->positions + i * r->stride);
+        stress_thread_start(t, r->worker, t);
+    }
+    for (;;) {
+        unsigned done = stress_supervise(r->positions, r->stride, r->n, r->worker, r->step_us);
+        uint64_t now = stress_now_ns();
+        double dt;
+        if (r->collect_ms && now >= next_collect) {
+            rcgc_collect();
+            n_collect++;
+            next_collect = now + r->collect_ms * 1000000u;
+        }
+        if (r->each_step)
+            r->each_step(now);
+        if (r->progress && stress_second_passed(now, &last, &dt))
+            r->progress(start, dt);
+        if (done == r->n || stress_violation_count() > 0 || now >= deadline)
+            break;
+    }
+    atomic_store_explicit(&stress_stop, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < r->n; i++)
+        stress_thread_join((stress_thread *)((char *)r->positions + i * r->stride));
+    if (collects)
+        *collects = n_collect;
+    return stress_seconds_since(start);
+}
+
+/* Two child references, fixed before the object is shared and dropped by
+ * clear: a part of several programs' payloads (traverse and clear below). */
+typedef struct stress_pair {
+    _Atomic uint32_t clears;        /* clear calls */
+    void *child[2];
+} stress_pair;
+
+static inline int stress_pair_traverse(stress_pair *pr, rcgc_visit_fn visit, void *arg) {
+    RCGC_VISIT(pr->child[0]);
+    RCGC_VISIT(pr->child[1]);
+    return 0;
+}
+
+static inline void stress_pair_clear(stress_pair *pr) {
+    atomic_fetch_add_explicit(&pr->clears, 1, memory_order_relaxed);
+    for (int i = 0; i < 2; i++) {
+        void *c = pr->child[i];
+        pr->child[i] = NULL;
+        rcgc_xdecref(c);
+    }
+}
+
+/* After every object died: rcgc_stats_get's blocks in use back to st0's,
+ * besides SHARED_READ frees waiting for a grace period, the qsbr batches
+ * that list them (a block at most per pending object) and `slack` more
+ * (merge-queue chunks, weak-reference buckets); only main attached. */
+static inline void stress_check_heap_back(const rcgc_stats *st0, size_t slack) {
+    rcgc_stats st;
+    rcgc_stats_get(&st);
+    size_t pending = st.objects_shared_read_pending;
+    if (st.blocks_in_use < st0->blocks_in_use + pending ||
+        st.blocks_in_use - st0->blocks_in_use - pending > pending + slack)
+        stress_violation("after every object died, rcgc_stats_get reports blocks_in_use %zu "
+                         "(%zu before the run) with %zu shared-read frees pending (at most %zu "
+                         "more expected)",
+                         st.blocks_in_use, st0->blocks_in_use, pending, pending + slack);
+    if (st.threads_attached != 1)
+        stress_violation("rcgc_stats_get reports %zu threads attached; only main is",
+                         st.threads_attached);
+}
+
 /* ------------------------------------------------------------------------
  * The end of a run
  * ------------------------------------------------------------------------ */

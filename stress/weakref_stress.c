@@ -63,7 +63,7 @@
 #define NSTRONG     256u        /* strong table */
 #define OPS_BATCH   32u
 #define FINAL_ROUNDS 16
-#define CANARY_POISON 0xDEADDEADDEADDEADull
+#define SALT 0x3EA4ull            /* canaries: stress_canary(id, SALT) */
 
 #define BUMP STRESS_BUMP
 #define LOAD STRESS_LOAD
@@ -75,7 +75,7 @@
 enum { KIND_PLAIN = 1, KIND_CYCLIC = 2, KIND_FIN = 3 };
 
 typedef struct wobj {
-    uint64_t canary;            /* canary_of(id) while alive, CANARY_POISON after destroy */
+    uint64_t canary;            /* stress_canary(id) while alive, STRESS_POISON after destroy */
     uint64_t id;
     uint32_t kind;
     _Atomic uint32_t clears;
@@ -86,10 +86,6 @@ typedef struct wobj {
 static uint64_t g_seed;
 static _Atomic uint64_t g_created, g_destroyed, g_gc_deaths, g_finalized, g_resurrected;
 
-static uint64_t canary_of(uint64_t id) {
-    uint64_t c = stress_mix64(id ^ g_seed ^ 0x3EA4ull);
-    return c == CANARY_POISON ? c ^ 1 : c;
-}
 
 static int wobj_traverse(void *self, rcgc_visit_fn visit, void *arg) {
     RCGC_VISIT(((wobj *)self)->self);
@@ -108,18 +104,11 @@ static void wobj_clear(void *self) {
 
 static void wobj_destroy(void *self) {
     wobj *o = self;
-    if (o->canary != canary_of(o->id)) {
-        stress_violation("object %p (id %llu): canary 0x%016llx when destroyed: %s", self,
-                         (unsigned long long)o->id, (unsigned long long)o->canary,
-                         o->canary == CANARY_POISON ? "destroyed twice" : "corrupted");
+    if (!stress_on_destroy(self, o->id, o->canary, SALT, 1))
         return;
-    }
-    if (atomic_fetch_add_explicit(stress_id_cell(o->id), 1, memory_order_relaxed))
-        stress_violation("id %llu (object %p) destroyed a second time", (unsigned long long)o->id,
-                         self);
     if (atomic_load_explicit(&o->clears, memory_order_relaxed) >= 2)
         INC(g_gc_deaths);
-    o->canary = CANARY_POISON;
+    o->canary = STRESS_POISON;
     INC(g_destroyed);
 }
 
@@ -136,18 +125,8 @@ static const rcgc_type fin_type = {
 
 /* An object the caller holds. want_id: UINT64_MAX for any. */
 static int check_obj(const wobj *o, uint64_t want_id, const char *when) {
-    if (o->canary != canary_of(o->id) || (want_id != UINT64_MAX && o->id != want_id)) {
-        stress_violation("object %p: canary 0x%016llx, id %llu, expected id %llu (%s): %s",
-                         (const void *)o, (unsigned long long)o->canary,
-                         (unsigned long long)o->id, (unsigned long long)want_id, when,
-                         o->canary == CANARY_POISON ? "destroyed" : "freed and reused");
+    if (!stress_check_alive(o, o->id, o->canary, SALT, want_id, 1, when))
         return 0;
-    }
-    if (atomic_load_explicit(stress_id_cell(o->id), memory_order_relaxed)) {
-        stress_violation("object %p (id %llu) referenced after its destroy ran (%s)",
-                         (const void *)o, (unsigned long long)o->id, when);
-        return 0;
-    }
     if (atomic_load_explicit(&o->clears, memory_order_relaxed)) {
         stress_violation("object %p (id %llu, kind %u) referenced after the collector cleared it "
                          "(%s)",
@@ -254,7 +233,7 @@ static void wobj_finalize(void *self) {
     if (atomic_exchange_explicit(&o->finalized, 1, memory_order_relaxed))
         stress_violation("finalizer of id %llu called twice", (unsigned long long)o->id);
     INC(g_finalized);
-    if (o->canary != canary_of(o->id))
+    if (o->canary != stress_canary(o->id, SALT))
         stress_violation("finalizer of id %llu: canary corrupted", (unsigned long long)o->id);
     uint64_t d = stress_mix64(o->id ^ g_seed ^ 0xF1ull);
     if (d & 1) {
@@ -287,13 +266,10 @@ static void weak_cb(rcgc_weakref *w, void *arg) {
         rcgc_decref(o);
     }
     /* Outside any pause: allocating must work. */
-    void *tmp = rcgc_new(&plain_type);
-    if (!tmp) {
-        stress_violation("rcgc_new inside a weak-reference callback failed (errno %d)", errno);
-    } else {
-        wobj *t = tmp;
+    wobj *t = stress_new_zeroed(&plain_type, sizeof *t);
+    if (t) {
         t->id = stress_id_new();
-        t->canary = canary_of(t->id);
+        t->canary = stress_canary(t->id, SALT);
         t->kind = KIND_PLAIN;
         INC(g_created);
         rcgc_decref(t);
@@ -407,13 +383,11 @@ static void op_make(stress_rng *s, counters *c) {
     }
     int keep = !stress_rng_one_in(s, 4);
     unsigned where = (unsigned)stress_rng_next(s);
-    wobj *o = rcgc_new(kind == KIND_FIN ? &fin_type : &plain_type);
-    if (!o) {
-        stress_violation("rcgc_new returned NULL (errno %d)", errno);
+    wobj *o = stress_new_zeroed(kind == KIND_FIN ? &fin_type : &plain_type, sizeof *o);
+    if (!o)
         return;
-    }
     o->id = stress_id_new();
-    o->canary = canary_of(o->id);
+    o->canary = stress_canary(o->id, SALT);
     o->kind = kind;
     if (kind != KIND_PLAIN) {
         rcgc_incref(o);
@@ -493,12 +467,7 @@ static void *worker_main(void *arg) {
     unsigned id = (unsigned)(p - g_pos);
     stress_rng rng, sub;
     stress_rng_seed(&rng, g_seed, id);
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach: %s", strerror(rc));
-    char name[16];
-    snprintf(name, sizeof name, "wr-%u", id);
-    rcgc_thread_set_name(name);
+    stress_attach("wr-%u", id);
     while (!stress_stopping()) {
         if (g_ops_limit && LOAD(p->c.ops) >= g_ops_limit)
             break;
@@ -538,6 +507,20 @@ static void *worker_main(void *arg) {
  * ------------------------------------------------------------------------ */
 #define SUM(field) stress_sum(g_pos, sizeof *g_pos, g_npos, offsetof(pos, c.field))
 
+static void progress(uint64_t start, double dt) {
+    static uint64_t last_ops;
+    uint64_t ops = SUM(ops);
+    stress_progress(start, (double)(ops - last_ops) / dt,
+                    (long long)(LOAD(g_created) - LOAD(g_destroyed)),
+                    "objects  weakrefs %llu  gets %llu hit / %llu NULL  callbacks %llu  "
+                    "finalized %llu (resurrected %llu)  died in collections %llu",
+                    (unsigned long long)LOAD(g_next_wr), (unsigned long long)LOAD(g_get_hits),
+                    (unsigned long long)LOAD(g_get_nulls), (unsigned long long)LOAD(g_cb_total),
+                    (unsigned long long)LOAD(g_finalized), (unsigned long long)LOAD(g_resurrected),
+                    (unsigned long long)LOAD(g_gc_deaths));
+    last_ops = ops;
+}
+
 int main(int argc, char **argv) {
     stress_options opt = {.threads = 4, .seconds = 5};
     unsigned long collect_ms = 50, threshold = 500;
@@ -557,11 +540,7 @@ int main(int argc, char **argv) {
 
     rcgc_config cfg = {0};
     cfg.gc_threshold = threshold ? (int)threshold : -1;
-    int rc = rcgc_init(&cfg);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("wr-main");
+    stress_init_runtime(&cfg, "wr-main");
     for (unsigned i = 0; i < NSTRONG; i++)
         pthread_mutex_init(&g_strong[i].lock, NULL);
     for (unsigned i = 0; i < NWEAK; i++)
@@ -570,47 +549,10 @@ int main(int argc, char **argv) {
     g_pos = calloc(g_npos, sizeof *g_pos);
     if (!g_pos)
         stress_die("out of memory");
-    uint64_t start = stress_now_ns(), last = start, last_ops = 0;
-    uint64_t deadline = start + (uint64_t)(opt.seconds * 1e9);
-    uint64_t next_collect = start + collect_ms * 1000000u, main_collects = 0;
-    for (unsigned i = 0; i < g_npos; i++)
-        stress_thread_start(&g_pos[i].t, worker_main, &g_pos[i]);
-    for (;;) {
-        rcgc_blocking_begin();
-        stress_sleep_us(2000);
-        rcgc_blocking_end();
-        unsigned done = 0;
-        for (unsigned i = 0; i < g_npos; i++)
-            done += atomic_load_explicit(&g_pos[i].t.state, memory_order_acquire) == STRESS_DONE;
-        uint64_t now = stress_now_ns();
-        if (collect_ms && now >= next_collect) {
-            rcgc_collect();
-            main_collects++;
-            next_collect = now + collect_ms * 1000000u;
-        }
-        if (now - last >= 1000000000u) {
-            double dt = (double)(now - last) / 1e9;
-            uint64_t ops = SUM(ops);
-            stress_progress(start, (double)(ops - last_ops) / dt,
-                            (long long)(LOAD(g_created) - LOAD(g_destroyed)),
-                            "objects  weakrefs %llu  gets %llu hit / %llu NULL  callbacks %llu  "
-                            "finalized %llu (resurrected %llu)  died in collections %llu",
-                            (unsigned long long)LOAD(g_next_wr), (unsigned long long)LOAD(g_get_hits),
-                            (unsigned long long)LOAD(g_get_nulls),
-                            (unsigned long long)LOAD(g_cb_total),
-                            (unsigned long long)LOAD(g_finalized),
-                            (unsigned long long)LOAD(g_resurrected),
-                            (unsigned long long)LOAD(g_gc_deaths));
-            last = now;
-            last_ops = ops;
-        }
-        if (done == g_npos || stress_violation_count() > 0 || now >= deadline)
-            break;
-    }
-    atomic_store_explicit(&stress_stop, 1, memory_order_relaxed);
-    for (unsigned i = 0; i < g_npos; i++)
-        stress_thread_join(&g_pos[i].t);
-    double elapsed = stress_seconds_since(start);
+    stress_run_spec run = {g_pos, sizeof *g_pos, g_npos, worker_main, 2000, collect_ms, NULL,
+                           progress};
+    uint64_t main_collects;
+    double elapsed = stress_run(&run, opt.seconds, &main_collects);
 
     /* Every object dies (finalizers may resurrect into the strong table:
      * drop it again until it stays empty), then every weak reference left
@@ -660,15 +602,7 @@ int main(int argc, char **argv) {
     if (cb_live)
         stress_violation("%llu callbacks for weak references freed while their referent was held",
                          (unsigned long long)cb_live);
-    uint64_t nids = LOAD(stress_next_id), bad = 0;
-    for (uint64_t id = 0; id < nids; id++) {
-        uint8_t d = atomic_load_explicit(stress_id_cell(id), memory_order_relaxed);
-        if (d != 1 && ++bad <= 10)
-            stress_violation("id %llu died %u times by the end (1 expected)",
-                             (unsigned long long)id, d);
-    }
-    if (bad > 10)
-        stress_violation("%llu ids in all did not die exactly once", (unsigned long long)bad);
+    stress_ids_check_deaths(0xFF);
     uint64_t created = LOAD(g_created), destroyed = LOAD(g_destroyed);
     if (created != destroyed)
         stress_violation("%llu objects created, %llu destroyed (%d final rounds, the last "
