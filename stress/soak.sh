@@ -10,13 +10,20 @@
 #   harness_mib  the program's own bookkeeping inside that RSS, from its
 #             last progress line ("harness X"): per-id records that grow by
 #             design, a byte or a word per object or weak reference made
-#   net_mib   rss_mib - harness_mib: what the library and the program's
-#             live data hold
-#   live      the program's live count from the same progress line
+#   inuse_mib the rcgc heap's bytes in use (same line: "heap X in use"):
+#             the program's live data, which a random workload may grow
+#             and shrink at will
+#   committed_mib  the rcgc heap's bytes committed (same line)
+#   overhead_mib   rss_mib - harness_mib - inuse_mib: what is resident
+#             beyond live data and bookkeeping (the runtime's own memory,
+#             empty and fragmented pages, stacks, code): the figure that
+#             must not grow
+#   live      the program's live count from the same line
 # and checks, besides the program's own exit status (any violation fails
-# it), that the largest net_mib of the second half of the run is at most
-# GROWTH_PCT percent (plus GROWTH_MIB) above the largest of the first half.
-# It also gives the least-squares slope of net_mib over the second half.
+# it), that the largest overhead_mib of the second half of the run is at
+# most GROWTH_PCT percent (plus GROWTH_MIB) above the largest of the first
+# half. It also gives the least-squares slope of overhead_mib over the
+# second half.
 # At the end: OUT/soak_summary.md (a table), OUT/soak.png (gnuplot, one
 # panel per program), and exit status 0 only if every program passed both.
 #
@@ -76,7 +83,7 @@ summary="$OUT/soak_summary.md"
     echo "$per s a program, --threads=$THREADS${SEED:+, --seed=$SEED}; growth allowed:" \
          "second half's peak net RSS <= first half's * (1 + $GROWTH_PCT%) + $GROWTH_MIB MiB."
     echo
-    echo "| program | seconds | seed | exit | result | samples | RSS peak 1st / 2nd half (MiB) | harness at end (MiB) | net peak 1st / 2nd half (MiB) | net slope 2nd half (MiB/min) | growth check |"
+    echo "| program | seconds | seed | exit | result | samples | RSS peak 1st / 2nd half (MiB) | harness at end (MiB) | overhead peak 1st / 2nd half (MiB) | overhead slope 2nd half (MiB/min) | growth check |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$summary"
 
@@ -84,7 +91,7 @@ failed=()
 for p in "${progs[@]}"; do
     log="$OUT/$p.log"
     csv="$OUT/$p.csv"
-    echo "t,rss_mib,harness_mib,net_mib,live" >"$csv"
+    echo "t,rss_mib,harness_mib,inuse_mib,committed_mib,overhead_mib,live" >"$csv"
     args=(--threads="$THREADS" --seconds="$per")
     [ -n "$SEED" ] && args+=(--seed="$SEED")
     echo "=== soak.sh: $p ${args[*]} (log $log, samples $csv)"
@@ -104,18 +111,28 @@ for p in "${progs[@]}"; do
         read -r _ rss_pages _ <"/proc/$pid/statm" 2>/dev/null && statm=1 || true
         [ -z "$statm" ] && break
         now=${EPOCHREALTIME/./}
-        # The last progress line: "... rss X MiB (harness Y) ... live N ...".
+        # The last progress line: "... rss X MiB (harness Y)  heap U in use /
+        # C committed ... live N ...". Figures in tenths of MiB.
         line=$(tail -n 20 "$log" | grep -E '^[a-z_]+: +[0-9.]+s +rss' | tail -1 || true)
         harness=0
+        inuse=0
+        committed=0
         live=NA
         [[ $line =~ \(harness\ *([0-9]+)\.([0-9]) ]] && harness=$((BASH_REMATCH[1] * 10 + BASH_REMATCH[2]))
+        [[ $line =~ heap\ *([0-9]+)\.([0-9])\ in\ use\ /\ *([0-9]+)\.([0-9]) ]] &&
+            inuse=$((BASH_REMATCH[1] * 10 + BASH_REMATCH[2])) &&
+            committed=$((BASH_REMATCH[3] * 10 + BASH_REMATCH[4]))
         [[ $line =~ \ live\ *(-?[0-9]+) ]] && live=${BASH_REMATCH[1]}
-        rss=$((rss_pages * page * 10 / 1048576))   # tenths of MiB
-        net=$((rss - harness))
-        printf '%d.%d,%d.%d,%d.%d,%s%d.%d,%s\n' $(((now - t0) / 1000000)) $(((now - t0) % 1000000 / 100000)) \
-            $((rss / 10)) $((rss % 10)) $((harness / 10)) $((harness % 10)) \
-            "$([ $net -lt 0 ] && echo -)" $(((net < 0 ? -net : net) / 10)) $(((net < 0 ? -net : net) % 10)) \
-            "$live" >>"$csv"
+        rss=$((rss_pages * page * 10 / 1048576))
+        over=$((rss - harness - inuse))
+        tenths() { # tenths of MiB as a decimal
+            local v=$1 sign=""
+            [ "$v" -lt 0 ] && sign=- && v=$((-v))
+            printf '%s%d.%d' "$sign" $((v / 10)) $((v % 10))
+        }
+        printf '%d.%d,%s,%s,%s,%s,%s,%s\n' $(((now - t0) / 1000000)) $(((now - t0) % 1000000 / 100000)) \
+            "$(tenths $rss)" "$(tenths $harness)" "$(tenths $inuse)" "$(tenths $committed)" \
+            "$(tenths $over)" "$live" >>"$csv"
     done
     status=0
     wait "$pid" || status=$?
@@ -123,7 +140,7 @@ for p in "${progs[@]}"; do
     seed=$(sed -n 's/.*(seed \([0-9]*\))$/\1/p' <<<"$result")
     # Growth: peaks of the two halves, slope of the second half.
     read -r n rss1 rss2 net1 net2 slope hend verdict < <(awk -F, -v pct="$GROWTH_PCT" \
-        -v mib="$GROWTH_MIB" 'NR > 1 { t[++n] = $1; r[n] = $2; h[n] = $3; v[n] = $4 }
+        -v mib="$GROWTH_MIB" 'NR > 1 { t[++n] = $1; r[n] = $2; h[n] = $3; v[n] = $6 }
         END {
             if (n < 4) { print n, 0, 0, 0, 0, 0, 0, "too-few-samples"; exit }
             half = int(n / 2)
@@ -137,7 +154,7 @@ for p in "${progs[@]}"; do
             ok = v2 <= v1 * (1 + pct / 100) + mib ? "ok" : "GREW"
             printf "%d %.1f %.1f %.1f %.1f %.2f %.1f %s\n", n, r1, r2, v1, v2, s, h[n], ok
         }' "$csv")
-    echo "=== soak.sh: $p: exit $status, ${result:-no PASS/FAIL line}; $n samples; net RSS" \
+    echo "=== soak.sh: $p: exit $status, ${result:-no PASS/FAIL line}; $n samples; overhead" \
          "peak $net1 -> $net2 MiB (slope $slope MiB/min over the second half): $verdict"
     echo "| $p | $per | ${seed:-?} | $status | ${result%% (seed*} | $n | $rss1 / $rss2 | $hend | $net1 / $net2 | $slope | $verdict |" >>"$summary"
     if [ "$status" -ne 0 ] || [ "$verdict" != ok ]; then

@@ -14,6 +14,7 @@
 #define RCGC_STRESS_UTIL_H
 
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <rcgc.h>
@@ -352,6 +353,12 @@ static uint64_t stress_seed;    /* set by main from the options */
 static inline void stress_fatal_handler(const char *message) {
     fprintf(stderr, "%s: rcgc fatal error (seed %llu): %s\n", stress_prog,
             (unsigned long long)stress_seed, message);
+    /* Where: addresses for addr2line -e <binary> (no -rdynamic here, so
+     * static functions show only as offsets). */
+    void *frames[32];
+    int n = backtrace(frames, 32);
+    fprintf(stderr, "%s: backtrace (%d frames):\n", stress_prog, n);
+    backtrace_symbols_fd(frames, n, 2);
     fflush(stderr);
     abort();
 }
