@@ -1254,6 +1254,13 @@ static size_t collect(int young, bool automatic) {
         rcgc__merge_queue_drain(self);
         rcgc__os_free(C.garbage, C.garbage_bytes);
         C.garbage = NULL;
+        /* Freeing the garbage adopted the abandoned pages it lay in: this
+         * thread owns them now, and other threads' frees into them wait
+         * on their thread-free stacks until the owner collects. A thread
+         * that collects but rarely allocates never reaches the periodic
+         * collection of its alloc slow path, so its pages grew without
+         * bound (gc_stress, 150 s: 2961 pages held, 64 blocks in use). */
+        rcgc__heap_collect(&self->heap);
     }
     self->gc_collecting = 0;
     rcgc__weakref_run_callbacks(pending);

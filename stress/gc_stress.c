@@ -101,10 +101,15 @@
  * detach and re-attach while holding roots, and exit (main starts a
  * successor: thread churn). Each operation draws exactly two values from
  * the worker's generator (its own choices come from a generator seeded by
- * the second), so the same seed with one thread gives the same schedule.
+ * the second), so the same seed with one thread gives the same schedule
+ * (--threads=1 --ops=N prints its hash).
  *
- * At the end main drops the tables and collects until a collection finds
- * nothing and nothing was resurrected, then checks: every id allocated
+ * At the end, with the workers gone, main checks the live graph against
+ * its model: it collects until a full collection finds nothing, then the
+ * live objects (created minus destroyed) must be exactly the ones it
+ * reaches from the tables through slots, and rcgc_gc_get_objects must list
+ * exactly those. Then main drops the tables and collects until a
+ * collection finds nothing and nothing was resurrected, and checks: every id allocated
  * died exactly once (nothing leaked, nothing freed twice); no finalizer
  * ran twice (checked as it happens); every ORPHAN weak reference got its
  * callback, no FREED_LIVE got one; the collector's totals agree with the
@@ -168,36 +173,9 @@ enum {
     ID_FINALS     = 0x70,   /* finalizer calls */
     ID_GC_CLEARED = 0x80,   /* cleared by the collector (clear ran twice) */
 };
-#define ID_CHUNK_BITS 20
-#define ID_CHUNK (1u << ID_CHUNK_BITS)
-#define ID_MAX_CHUNKS 4096u
-
-static _Atomic uint8_t *_Atomic g_ids[ID_MAX_CHUNKS];
-static _Atomic uint64_t g_next_id;
-
-static void *chunk_get(void *_Atomic *tab, uint64_t c, size_t bytes) {
-    void *chunk = atomic_load_explicit(&tab[c], memory_order_acquire);
-    if (chunk)
-        return chunk;
-    void *fresh = calloc(1, bytes);
-    if (!fresh)
-        stress_die("out of memory for bookkeeping");
-    void *expected = NULL;
-    if (atomic_compare_exchange_strong_explicit(&tab[c], &expected, fresh, memory_order_acq_rel,
-                                                memory_order_acquire))
-        return fresh;
-    free(fresh);
-    return expected;
-}
-
-static _Atomic uint8_t *id_cell(uint64_t id) {
-    uint64_t c = id >> ID_CHUNK_BITS;
-    if (c >= ID_MAX_CHUNKS)
-        stress_die("more than %llu objects: raise ID_MAX_CHUNKS",
-                   (unsigned long long)ID_MAX_CHUNKS << ID_CHUNK_BITS);
-    _Atomic uint8_t *chunk = chunk_get((void *_Atomic *)&g_ids[c], c, ID_CHUNK);
-    return &chunk[id & (ID_CHUNK - 1)];
-}
+/* The records live in stress_util.h's per-id table (stress_id_cell). */
+#define id_cell stress_id_cell
+#define g_next_id stress_next_id
 
 /* ------------------------------------------------------------------------
  * Weak-reference records, by record number (the callback's arg).
@@ -223,7 +201,7 @@ static wrec *wrec_at(uint64_t i) {
     if (c >= WR_MAX_CHUNKS)
         stress_die("more than %llu weak references: raise WR_MAX_CHUNKS",
                    (unsigned long long)WR_MAX_CHUNKS << WR_CHUNK_BITS);
-    wrec *chunk = chunk_get((void *_Atomic *)&g_wr[c], c, WR_CHUNK * sizeof(wrec));
+    wrec *chunk = stress_chunk_get((void *_Atomic *)&g_wr[c], c, WR_CHUNK * sizeof(wrec));
     return &chunk[i & (WR_CHUNK - 1)];
 }
 
@@ -235,7 +213,6 @@ static _Atomic uint64_t g_created, g_destroyed, g_gc_deaths, g_big_created;
 static _Atomic uint64_t g_fin_calls, g_fin_resurrect, g_fin_published, g_fin_allocs;
 static _Atomic uint64_t g_fin_nested_collects, g_fin_snapshots;
 static _Atomic uint64_t g_wr_created, g_wr_callbacks;
-static _Atomic int g_stop;
 static _Atomic uint64_t g_leaked;   /* references leaked after a failed check */
 
 /* The collection in progress (set by the collection callback). */
@@ -245,11 +222,9 @@ static __thread int tl_collecting;  /* this thread runs that collection */
 static __thread const char *tl_op = "main";  /* the worker operation running (reports) */
 static _Atomic uint64_t g_fin_phase;/* the last collection that called a finalizer */
 
-#define BUMP(field, n) \
-    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
-                          memory_order_relaxed)
+#define BUMP STRESS_BUMP
+#define LOAD STRESS_LOAD
 #define INC(v) atomic_fetch_add_explicit(&(v), 1, memory_order_relaxed)
-#define LOAD(v) atomic_load_explicit(&(v), memory_order_relaxed)
 
 /* ------------------------------------------------------------------------
  * Objects
@@ -848,23 +823,19 @@ static void gc_cb(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg) {
 /* ------------------------------------------------------------------------
  * Thread positions: counters that outlive the threads (thread churn).
  * ------------------------------------------------------------------------ */
-enum { POS_RUNNING = 0, POS_EXITED, POS_DONE };
-
 typedef struct counters {
     _Atomic uint64_t ops, news, links, cycles, cycle_nodes, reads, writes, drops, prunes, counts,
         weak_new, weak_get, weak_get_null, weak_free_live, weak_free_dead, res_taken, caches,
-        collects, detaches, exits;
+        collects, detaches, exits, sched_hash;
 } counters;
 
 typedef struct pos {
-    pthread_t thread;
-    unsigned generation;
-    int joined;
-    _Atomic int state;
+    stress_thread t;
     _Alignas(64) counters c;
 } pos;
 
 static pos *g_pos;
+static uint64_t g_ops_limit;    /* per position; 0: run for --seconds */
 static unsigned g_npos;
 static unsigned long g_collect_per_m = COLLECT_PER_M;
 static unsigned long g_prune = 20;  /* op_prune per 1000 operations */
@@ -1322,12 +1293,7 @@ static void op_collect(worker *w) {
 }
 
 static void attach_or_die(worker *w) {
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach failed in thread %u: %s", w->id, strerror(rc));
-    char name[16];
-    snprintf(name, sizeof name, "gs-%u.%u", w->id, w->p->generation % 1000);
-    rcgc_thread_set_name(name);
+    stress_attach("gs-%u.%u", w->id, w->p->t.generation % 1000);
 }
 
 /* Detach holding roots (their counts are merged), then come back. */
@@ -1355,7 +1321,7 @@ static void *worker_main(void *arg) {
         stress_die("out of memory for a worker");
     w->p = p;
     w->id = (unsigned)(p - g_pos);
-    stress_rng_seed(&w->rng, g_seed, (uint64_t)w->id << 32 | p->generation);
+    stress_rng_seed(&w->rng, g_seed, (uint64_t)w->id << 32 | p->t.generation);
     attach_or_die(w);
 
     const uint64_t t_collect = (uint64_t)g_collect_per_m * (1u << 20) / 1000000u;
@@ -1364,7 +1330,9 @@ static void *worker_main(void *arg) {
     int exiting = 0;
 
 #define RUN(op) (tl_op = #op, op(w))
-    while (!exiting && !atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+    while (!exiting && !stress_stopping()) {
+        if (g_ops_limit && LOAD(p->c.ops) >= g_ops_limit)
+            break;
         unsigned k;
         for (k = 0; k < OPS_BATCH && !exiting; k++) {
             /* Exactly two draws per operation: the schedule does not depend
@@ -1373,6 +1341,7 @@ static void *worker_main(void *arg) {
             w->sub.s = stress_rng_next(&w->rng) | 1;
             uint64_t rare = r & ((1u << 20) - 1);
             unsigned op = (unsigned)((r >> 20) % 1000);
+            stress_sched_note(&p->c.sched_hash, op, rare);
             if (rare < t_collect)
                 RUN(op_collect);
             else if (rare < t_detach)
@@ -1414,36 +1383,14 @@ static void *worker_main(void *arg) {
         BUMP(p->c.exits, 1);
     rcgc_thread_detach();
     free(w);
-    atomic_store_explicit(&p->state, exiting ? POS_EXITED : POS_DONE, memory_order_release);
+    stress_thread_end(&p->t, exiting);
     return NULL;
-}
-
-static void spawn(pos *p) {
-    atomic_store_explicit(&p->state, POS_RUNNING, memory_order_relaxed);
-    p->joined = 0;
-    int rc = pthread_create(&p->thread, NULL, worker_main, p);
-    if (rc != 0)
-        stress_die("pthread_create: %s", strerror(rc));
-}
-
-static void join(pos *p) {
-    if (!p->joined) {
-        stress_join_blocking(p->thread);
-        p->joined = 1;
-    }
 }
 
 /* ------------------------------------------------------------------------
  * Main thread
  * ------------------------------------------------------------------------ */
-static uint64_t sum(size_t off) {
-    uint64_t t = 0;
-    for (unsigned i = 0; i < g_npos; i++)
-        t += atomic_load_explicit((_Atomic uint64_t *)((char *)&g_pos[i].c + off),
-                                  memory_order_relaxed);
-    return t;
-}
-#define SUM(field) sum(offsetof(counters, field))
+#define SUM(field) stress_sum(g_pos, sizeof *g_pos, g_npos, offsetof(pos, c.field))
 
 static int introspect_fn(void *o, void *arg) {
     check_live(o, NO_ID, "in an rcgc_gc_get_objects snapshot");
@@ -1516,19 +1463,125 @@ static unsigned table_count(cell *t, unsigned n) {
     return k;
 }
 
+/* ------------------------------------------------------------------------
+ * The model of the live graph, checked once the workers are gone: after a
+ * full collection that finds nothing, the live objects (created minus
+ * destroyed) must be exactly those the program can reach from the global
+ * and resurrection tables through slots (more: garbage the collector
+ * missed; fewer would have shown as a use after free), and
+ * rcgc_gc_get_objects must list exactly them.
+ * ------------------------------------------------------------------------ */
+typedef struct model_t {
+    uint64_t reachable, live, snapshot, rounds;
+} model_t;
+
+typedef struct walk {
+    uint8_t *seen;          /* bit per id */
+    gnode **stack;
+    size_t n, cap;
+    uint64_t count;
+} walk;
+
+static void walk_push(walk *wk, gnode *o) {
+    if (!o || (wk->seen[o->id >> 3] & (1u << (o->id & 7))))
+        return;
+    wk->seen[o->id >> 3] |= (uint8_t)(1u << (o->id & 7));
+    wk->count++;
+    if (wk->n == wk->cap) {
+        wk->cap = wk->cap ? wk->cap * 2 : 1024;
+        wk->stack = realloc(wk->stack, wk->cap * sizeof *wk->stack);
+        if (!wk->stack)
+            stress_die("out of memory for the model walk");
+    }
+    wk->stack[wk->n++] = o;
+}
+
+static int snapshot_fn(void *o, void *arg) {
+    walk *wk = arg;
+    gnode *n = o;
+    if (check_live(n, NO_ID, "in the end-of-run rcgc_gc_get_objects snapshot") &&
+        !(wk->seen[n->id >> 3] & (1u << (n->id & 7))))
+        stress_violation("rcgc_gc_get_objects lists id %llu (%s), which the program cannot "
+                         "reach after a full collection that found nothing",
+                         (unsigned long long)n->id, kind_name(n->kind));
+    wk->count++;
+    return 0;
+}
+
+static model_t model_check(void) {
+    model_t m = {0};
+    /* Collect until a full collection finds nothing (finalizers may
+     * publish objects into the tables: they are reachable then). */
+    for (m.rounds = 1; m.rounds <= FINAL_ROUNDS; m.rounds++)
+        if (rcgc_collect() == 0)
+            break;
+    uint64_t nids = LOAD(g_next_id);
+    walk wk = {0};
+    wk.seen = calloc(nids / 8 + 1, 1);
+    if (!wk.seen)
+        stress_die("out of memory for the model walk");
+    cell *tables[2] = {g_global, g_res};
+    unsigned sizes[2] = {NGLOBAL, NRES};
+    for (int t = 0; t < 2; t++) {
+        for (unsigned i = 0; i < sizes[t]; i++) {
+            pthread_mutex_lock(&tables[t][i].lock);
+            walk_push(&wk, tables[t][i].obj);
+            pthread_mutex_unlock(&tables[t][i].lock);
+        }
+    }
+    /* Only main runs now: nothing changes the slots under the walk (the
+     * locks are taken anyway, as everywhere). */
+    while (wk.n > 0) {
+        gnode *o = wk.stack[--wk.n];
+        check_live(o, NO_ID, "on the end-of-run walk of the live graph");
+        pthread_mutex_lock(ostripe(o));
+        for (unsigned j = 0; j < NSLOTS; j++)
+            walk_push(&wk, o->slot[j]);
+        pthread_mutex_unlock(ostripe(o));
+        rcgc_safepoint();
+    }
+    m.reachable = wk.count;
+    m.live = LOAD(g_created) - LOAD(g_destroyed);
+    if (m.live != m.reachable && !LOAD(g_leaked)) {
+        stress_violation("after a full collection found nothing, %llu objects are alive but the "
+                         "program reaches %llu (%s)",
+                         (unsigned long long)m.live, (unsigned long long)m.reachable,
+                         m.live > m.reachable ? "garbage the collector missed"
+                                              : "objects destroyed while reachable");
+        unsigned shown = 0;
+        for (uint64_t id = 0; id < nids && shown < 10; id++) {
+            uint8_t rec = atomic_load_explicit(id_cell(id), memory_order_relaxed);
+            if (!(rec & ID_DEATHS) && !(wk.seen[id >> 3] & (1u << (id & 7)))) {
+                fprintf(stderr, "%s: note: id %llu is alive (%s, %u finalizer calls) and "
+                        "unreachable\n", stress_prog, (unsigned long long)id,
+                        (rec & ID_FIN) ? "fin" : "plain or big", (rec & ID_FINALS) >> 4);
+                shown++;
+            }
+        }
+    }
+    wk.count = 0;
+    if (rcgc_gc_get_objects(snapshot_fn, &wk) != 0)
+        stress_violation("rcgc_gc_get_objects failed (errno %d)", errno);
+    m.snapshot = wk.count;
+    if (m.snapshot != m.reachable && !LOAD(g_leaked))
+        stress_violation("rcgc_gc_get_objects lists %llu objects; the program reaches %llu",
+                         (unsigned long long)m.snapshot, (unsigned long long)m.reachable);
+    free(wk.seen);
+    free(wk.stack);
+    return m;
+}
+
 static void progress(uint64_t start, double dt, uint64_t ops_delta, uint64_t coll_delta) {
     rcgc_gc_stats gs;
     rcgc_gc_get_stats(&gs);
     uint64_t created = LOAD(g_created), destroyed = LOAD(g_destroyed);
-    stress_progress(start,
-                    "%9.0f ops/s  collections %llu (%.0f/s; young %llu, full %llu)  live objects "
-                    "%lld (tracked %zu)  finalized %llu  resurrected %llu  weakrefs %llu "
-                    "(callbacks %llu)",
-                    dt > 0 ? (double)ops_delta / dt : 0.0, (unsigned long long)gs.collections,
-                    dt > 0 ? (double)coll_delta / dt : 0.0,
+    stress_progress(start, dt > 0 ? (double)ops_delta / dt : 0.0,
+                    (long long)(created - destroyed),
+                    "objects (tracked %zu)  collections %.0f/s (young %llu, full %llu)  "
+                    "finalized %llu  resurrected %llu  weakrefs %llu (callbacks %llu)",
+                    gs.tracked_live, dt > 0 ? (double)coll_delta / dt : 0.0,
                     (unsigned long long)gs.young_collections,
-                    (unsigned long long)gs.full_collections, (long long)(created - destroyed),
-                    gs.tracked_live, (unsigned long long)gs.finalized,
+                    (unsigned long long)gs.full_collections, (unsigned long long)gs.finalized,
                     (unsigned long long)gs.resurrected, (unsigned long long)LOAD(g_wr_created),
                     (unsigned long long)LOAD(g_wr_callbacks));
 }
@@ -1564,6 +1617,7 @@ int main(int argc, char **argv) {
     g_seed = opt.seed;
     stress_seed = g_seed;
     g_npos = opt.threads;
+    g_ops_limit = opt.ops;
     g_collect_per_m = collect_per_m;
 
     printf("%s: torture test, not a benchmark: threads %u, seconds %g, seed %llu%s, threshold "
@@ -1581,11 +1635,7 @@ int main(int argc, char **argv) {
     rcgc_config cfg = {0};
     cfg.gc_threshold = threshold ? (int)threshold : -1;
     cfg.gc_workers = (int)gc_workers;
-    int rc = rcgc_init(&cfg);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("gs-main");
+    stress_init_runtime(&cfg, "gs-main");
     rcgc_gc_set_threshold(threshold, 0);
     if (rcgc_gc_callback_add(gc_cb, NULL) != 0)
         stress_die("rcgc_gc_callback_add failed");
@@ -1618,21 +1668,12 @@ int main(int argc, char **argv) {
     stress_rng main_rng;
     stress_rng_seed(&main_rng, g_seed, 0xFFFFFFFFull);
     for (unsigned i = 0; i < g_npos; i++)
-        spawn(&g_pos[i]);
+        stress_thread_start(&g_pos[i].t, worker_main, &g_pos[i]);
 
     for (;;) {
-        rcgc_blocking_begin();
-        stress_sleep_us(2000);
-        rcgc_blocking_end();
-        for (unsigned i = 0; i < g_npos; i++) {
-            pos *p = &g_pos[i];
-            if (atomic_load_explicit(&p->state, memory_order_acquire) == POS_EXITED) {
-                join(p);
-                p->generation++;
-                spawn(p);
-            }
-        }
+        unsigned done = stress_supervise(g_pos, sizeof *g_pos, g_npos, worker_main, 2000);
         uint64_t now = stress_now_ns();
+        double dt;
         if (collect_ms && now >= next_collect) {
             if (main_collects % 4 == 3)
                 rcgc_collect();
@@ -1708,19 +1749,18 @@ int main(int argc, char **argv) {
             next_settings = now + settings_ms * 1000000u;
         }
         now = stress_now_ns();
-        if (now - last >= 1000000000u) {
+        if (stress_second_passed(now, &last, &dt)) {
             uint64_t ops = SUM(ops), coll = LOAD(g_cb_last);
-            progress(start, (double)(now - last) / 1e9, ops - last_ops, coll - last_coll);
-            last = now;
+            progress(start, dt, ops - last_ops, coll - last_coll);
             last_ops = ops;
             last_coll = coll;
         }
-        if (stress_violation_count() > 0 || now >= deadline)
+        if (done == g_npos || stress_violation_count() > 0 || now >= deadline)
             break;
     }
-    atomic_store_explicit(&g_stop, 1, memory_order_relaxed);
+    atomic_store_explicit(&stress_stop, 1, memory_order_relaxed);
     for (unsigned i = 0; i < g_npos; i++)
-        join(&g_pos[i]);
+        stress_thread_join(&g_pos[i].t);
     double elapsed = stress_seconds_since(start);
     if (unfreeze_at)
         rcgc_gc_unfreeze();
@@ -1728,6 +1768,8 @@ int main(int argc, char **argv) {
         saved_dropped += saveall_close();
     rcgc_gc_set_threshold(threshold, 0);
     rcgc_gc_enable();
+
+    model_t model = model_check();
 
     /* Empty the tables and collect until nothing is found and no
      * finalizer put anything back. */
@@ -1879,6 +1921,10 @@ int main(int argc, char **argv) {
            (unsigned long long)SUM(res_taken), (unsigned long long)SUM(caches),
            (unsigned long long)LOAD(g_fwr_made), (unsigned long long)LOAD(g_fwr_gets),
            (unsigned long long)LOAD(g_fwr_hits));
+    printf("%s: model at the end of the run: %llu objects alive after %llu full collection(s), "
+           "%llu reachable from the tables, %llu in rcgc_gc_get_objects\n",
+           stress_prog, (unsigned long long)model.live, (unsigned long long)model.rounds,
+           (unsigned long long)model.reachable, (unsigned long long)model.snapshot);
     printf("%s: %llu detaches, %llu thread exits; final stats: blocks_in_use %zu (%zu before), "
            "objects_tracked %zu, pages %zu (%zu abandoned), pauses %llu, watchdog reports %llu\n",
            stress_prog, (unsigned long long)SUM(detaches), (unsigned long long)SUM(exits),
@@ -1887,16 +1933,8 @@ int main(int argc, char **argv) {
 
     /* Collections after shutdown + init restart at #1: stop checking. */
     rcgc_gc_callback_remove(gc_cb, NULL);
-    rcgc_shutdown();
-    rc = rcgc_init(NULL);
-    if (rc != 0)
-        stress_die("rcgc_init after rcgc_shutdown: %s", strerror(rc));
-    rcgc_stats_get(&st);
-    if (st.blocks_in_use != 0 || st.bytes_in_use != 0)
-        stress_violation("after rcgc_shutdown and rcgc_init, rcgc_stats_get reports "
-                         "blocks_in_use %zu, bytes_in_use %zu",
-                         st.blocks_in_use, st.bytes_in_use);
-    rcgc_shutdown();
+    stress_print_schedule(&opt, LOAD(g_pos[0].c.sched_hash));
+    stress_shutdown_checked();
 
     for (unsigned i = 0; i < NOSTRIPES; i++)
         pthread_mutex_destroy(&g_ostripe[i]);
@@ -1906,18 +1944,14 @@ int main(int argc, char **argv) {
         pthread_mutex_destroy(&g_res[i].lock);
     for (unsigned i = 0; i < NFWR; i++)
         pthread_mutex_destroy(&g_fwr[i].lock);
-    for (unsigned i = 0; i < ID_MAX_CHUNKS; i++)
-        free((void *)atomic_load_explicit(&g_ids[i], memory_order_relaxed));
+    stress_ids_free();
     for (unsigned i = 0; i < WR_MAX_CHUNKS; i++)
         free(atomic_load_explicit(&g_wr[i], memory_order_relaxed));
     free(g_pos);
 
-    unsigned long v = stress_violation_count();
     if (LOAD(g_leaked))
         printf("%s: %llu reference(s) leaked on purpose after failed checks: the end-of-run "
                "checks count the objects they keep alive\n",
                stress_prog, (unsigned long long)LOAD(g_leaked));
-    printf("%s: %s: %lu violation%s (seed %llu)\n", stress_prog, v ? "FAIL" : "PASS", v,
-           v == 1 ? "" : "s", (unsigned long long)g_seed);
-    return v ? 1 : 0;
+    return stress_finish();
 }

@@ -197,11 +197,10 @@ static void block_check_rcgc(const blk *b, const char *when, uint32_t checker) {
  * (churn replaces the thread, not the slot), and so do its mailbox and
  * counters.
  * ------------------------------------------------------------------------ */
-enum { SLOT_RUNNING = 0, SLOT_EXITED, SLOT_DONE };
 
-/* Counters: written only by the slot's current thread (relaxed load+store,
- * a plain move on x86), read by main for progress and, after join, for the
- * summary. Successive threads of a slot are ordered by join/create. */
+/* Counters: written only by the slot's current thread (STRESS_BUMP), read
+ * by main for progress and, after join, for the summary. Successive
+ * threads of a slot are ordered by join/create. */
 typedef struct slot_counters {
     _Atomic uint64_t ops, live, allocs, callocs, larges, frees, sent, received, kept,
         mailbox_full, detaches, exits;
@@ -209,62 +208,18 @@ typedef struct slot_counters {
 } slot_counters;
 
 typedef struct slot {
-    /* Mailbox: a ring of blocks handed to this slot; guarded by `lock`. */
-    pthread_mutex_t lock;
-    blk *ring;
-    uint32_t cap, head, count;
-
-    /* Main thread only. */
-    pthread_t thread;
-    unsigned generation;
-    int joined;
-
-    _Atomic int state;              /* SLOT_*: written by the worker (release),
-                                       read by main (acquire), reset by main */
+    stress_thread t;                /* first: stress_supervise */
+    stress_mailbox mail;            /* blocks handed to this slot (blk items) */
     _Alignas(64) slot_counters c;   /* own cache line: the mailbox lock is shared */
 } slot;
 
 static slot *g_slots;
 static unsigned g_nslots;
 static unsigned long g_max_live = MAX_LIVE_DEFAULT;
-static unsigned long g_ops_limit;   /* per slot; 0: run for --seconds */
-static _Atomic int g_stop;
+static uint64_t g_ops_limit;        /* per slot; 0: run for --seconds */
 
-#define BUMP(field, n) \
-    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
-                          memory_order_relaxed)
-#define LOAD(field) atomic_load_explicit(&(field), memory_order_relaxed)
-
-static int mailbox_put(slot *s, const blk *b) {
-    int ok = 0;
-    pthread_mutex_lock(&s->lock);
-    if (s->count < s->cap) {
-        s->ring[(s->head + s->count) % s->cap] = *b;
-        s->count++;
-        ok = 1;
-    }
-    pthread_mutex_unlock(&s->lock);
-    return ok;
-}
-
-static size_t mailbox_take(slot *s, blk *out, size_t max) {
-    size_t n = 0;
-    pthread_mutex_lock(&s->lock);
-    while (n < max && s->count > 0) {
-        out[n++] = s->ring[s->head];
-        s->head = (s->head + 1) % s->cap;
-        s->count--;
-    }
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-static size_t mailbox_count(slot *s) {
-    pthread_mutex_lock(&s->lock);
-    size_t n = s->count;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
+#define BUMP STRESS_BUMP
+#define LOAD STRESS_LOAD
 
 /* ------------------------------------------------------------------------
  * Workers
@@ -279,9 +234,7 @@ typedef struct worker {
 } worker;
 
 static void sched_note(worker *w, uint64_t op, uint64_t arg) {
-    uint64_t h = LOAD(w->s->c.sched_hash);
-    atomic_store_explicit(&w->s->c.sched_hash, stress_mix64(h ^ (op << 56) ^ arg),
-                          memory_order_relaxed);
+    stress_sched_note(&w->s->c.sched_hash, op, arg);
 }
 
 /* Verify, check with rcgc, free; counts the free. */
@@ -372,7 +325,7 @@ static unsigned pick_target(worker *w, int others_only) {
 /* Hand b to slot `t`; if its mailbox is full, free b here. */
 static void send(worker *w, const blk *b, unsigned t) {
     block_verify(b, "before sending it", w->origin);
-    if (mailbox_put(&g_slots[t], b)) {
+    if (stress_mailbox_put(&g_slots[t].mail, b)) {
         BUMP(w->s->c.sent, 1);
     } else {
         BUMP(w->s->c.mailbox_full, 1);
@@ -391,7 +344,7 @@ static void op_send(worker *w) {
  * free when another thread allocated it) or, one in four, keep it. */
 static void op_receive(worker *w) {
     blk got[RECV_BATCH];
-    size_t n = mailbox_take(w->s, got, RECV_BATCH);
+    size_t n = stress_mailbox_take(&w->s->mail, got, RECV_BATCH);
     sched_note(w, 5, n);
     for (size_t i = 0; i < n; i++) {
         BUMP(w->s->c.received, 1);
@@ -422,15 +375,7 @@ static void verify_all(worker *w, const char *when, int attached) {
 }
 
 static void attach_or_die(worker *w) {
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach failed in thread %u: %s", w->id, strerror(rc));
-    if (rcgc_is_attached() != 1)
-        stress_violation("rcgc_is_attached() != 1 right after rcgc_thread_attach (thread %u)",
-                         w->id);
-    char name[32];
-    snprintf(name, sizeof name, "hs-%u.%u", w->id, w->origin & 0xFFFFu);
-    rcgc_thread_set_name(name);
+    stress_attach("hs-%u.%u", w->id, w->origin & 0xFFFFu);
 }
 
 /* Detach with live blocks: their pages are abandoned, other heaps may adopt
@@ -480,8 +425,8 @@ static void api_checks(worker *w) {
 static void *worker_main(void *arg) {
     slot *s = arg;
     worker w = { .s = s, .id = (unsigned)(s - g_slots) };
-    w.origin = (uint32_t)w.id << 16 | (s->generation & 0xFFFFu);
-    stress_rng_seed(&w.rng, g_seed, (uint64_t)w.id << 32 | s->generation);
+    w.origin = (uint32_t)w.id << 16 | (s->t.generation & 0xFFFFu);
+    stress_rng_seed(&w.rng, g_seed, (uint64_t)w.id << 32 | s->t.generation);
     w.live = calloc(g_max_live, sizeof *w.live);
     if (!w.live)
         stress_die("out of memory for the live set");
@@ -495,7 +440,7 @@ static void *worker_main(void *arg) {
     const uint64_t t_freeall = t_exit + (uint64_t)FREE_ALL_PER_M * (1u << 20) / 1000000u;
     int exiting = 0;
 
-    while (!exiting && !atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+    while (!exiting && !stress_stopping()) {
         if (g_ops_limit && LOAD(s->c.ops) >= g_ops_limit)
             break;
         unsigned k;
@@ -530,7 +475,7 @@ static void *worker_main(void *arg) {
          * main collects what arrives after. */
         free_all(&w, "before freeing it (end of run)");
         op_receive(&w);
-        while (w.nlive > 0 || mailbox_count(s) > 0) {
+        while (w.nlive > 0 || stress_mailbox_count(&s->mail) > 0) {
             free_all(&w, "before freeing it (end of run)");
             op_receive(&w);
         }
@@ -538,49 +483,27 @@ static void *worker_main(void *arg) {
     }
     atomic_store_explicit(&s->c.live, 0, memory_order_relaxed);
     free(w.live);
-    atomic_store_explicit(&s->state, exiting ? SLOT_EXITED : SLOT_DONE, memory_order_release);
+    stress_thread_end(&s->t, exiting);
     return NULL;
-}
-
-static void spawn(slot *s) {
-    atomic_store_explicit(&s->state, SLOT_RUNNING, memory_order_relaxed);
-    s->joined = 0;
-    int rc = pthread_create(&s->thread, NULL, worker_main, s);
-    if (rc != 0)
-        stress_die("pthread_create: %s", strerror(rc));
-}
-
-/* Main stays attached for the whole run, so each wait of its own is a
- * blocking region: a pause must not wait for it. */
-static void join(slot *s) {
-    if (!s->joined) {
-        stress_join_blocking(s->thread);
-        s->joined = 1;
-    }
 }
 
 /* ------------------------------------------------------------------------
  * Main thread
  * ------------------------------------------------------------------------ */
-static uint64_t sum(size_t field_offset) {
-    uint64_t t = 0;
-    for (unsigned i = 0; i < g_nslots; i++)
-        t += atomic_load_explicit(
-            (_Atomic uint64_t *)((char *)&g_slots[i].c + field_offset), memory_order_relaxed);
-    return t;
-}
-#define SUM(field) sum(offsetof(slot_counters, field))
+#define SUM(field) stress_sum(g_slots, sizeof *g_slots, g_nslots, offsetof(slot, c.field))
 
-static void progress(uint64_t start, double dt, uint64_t ops_delta) {
+static void progress(uint64_t start, double dt) {
+    static uint64_t last_ops;
+    uint64_t ops = SUM(ops), ops_delta = ops - last_ops;
+    last_ops = ops;
     rcgc_stats st;
     rcgc_stats_get(&st);
     uint64_t in_mail = 0;
     for (unsigned i = 0; i < g_nslots; i++)
-        in_mail += mailbox_count(&g_slots[i]);
-    stress_progress(start,
-                    "%8.0f ops/s  live %7llu (+%llu in mailboxes)  heap in use %8.2f MiB "
+        in_mail += stress_mailbox_count(&g_slots[i].mail);
+    stress_progress(start, dt > 0 ? (double)ops_delta / dt : 0.0, (long long)SUM(live),
+                    "blocks held (+%llu in mailboxes)  heap in use %8.2f MiB "
                     "(%zu blocks, %zu pages, %zu abandoned, %zu threads)  churn %llu",
-                    dt > 0 ? (double)ops_delta / dt : 0.0, (unsigned long long)SUM(live),
                     (unsigned long long)in_mail, (double)st.bytes_in_use / (1024.0 * 1024.0),
                     st.blocks_in_use, st.pages, st.pages_abandoned, st.threads_attached,
                     (unsigned long long)SUM(exits));
@@ -593,7 +516,7 @@ static uint64_t drain_mailboxes(void) {
     blk got[RECV_BATCH];
     for (unsigned i = 0; i < g_nslots; i++) {
         size_t k;
-        while ((k = mailbox_take(&g_slots[i], got, RECV_BATCH)) > 0) {
+        while ((k = stress_mailbox_take(&g_slots[i].mail, got, RECV_BATCH)) > 0) {
             for (size_t j = 0; j < k; j++) {
                 block_verify(&got[j], "before freeing it (main, end of run)", 0xFFFFu << 16);
                 block_check_rcgc(&got[j], "before freeing it (main, end of run)", 0xFFFFu << 16);
@@ -617,12 +540,12 @@ int main(int argc, char **argv) {
     stress_options opt = { .threads = 4, .seconds = 5 };
     stress_extra_opt extra[] = {
         { "max-live", &g_max_live, 1, ~0ul, "live blocks per thread at most" },
-        { "ops", &g_ops_limit, 0, ~0ul, "operations per thread slot, then stop (0: run for --seconds)" },
     };
     stress_parse_options(argc, argv, &opt, extra, sizeof extra / sizeof extra[0]);
     g_seed = opt.seed;
     stress_seed = g_seed;
     g_nslots = opt.threads;
+    g_ops_limit = opt.ops;
     if (g_max_live > MAX_LIVE_CAP) {
         printf("%s: --max-live capped at %lu in this build\n", stress_prog, MAX_LIVE_CAP);
         g_max_live = MAX_LIVE_CAP;
@@ -635,62 +558,17 @@ int main(int argc, char **argv) {
            STRESS_SANITIZER ? ", sanitizer build: reduced work" : "");
     fflush(stdout);
 
-    int rc = rcgc_init(NULL);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("hs-main");
+    stress_init_runtime(NULL, "hs-main");
 
     g_slots = calloc(g_nslots, sizeof *g_slots);
     if (!g_slots)
         stress_die("out of memory");
     for (unsigned i = 0; i < g_nslots; i++) {
-        slot *s = &g_slots[i];
-        pthread_mutex_init(&s->lock, NULL);
-        s->cap = (uint32_t)(g_max_live * 2 + 256);
-        s->ring = calloc(s->cap, sizeof *s->ring);
-        if (!s->ring)
-            stress_die("out of memory for mailboxes");
+        stress_mailbox_init(&g_slots[i].mail, sizeof(blk), g_max_live * 2 + 256);
     }
 
-    uint64_t start = stress_now_ns(), last = start, last_ops = 0;
-    uint64_t deadline = start + (uint64_t)(opt.seconds * 1e9);
-    for (unsigned i = 0; i < g_nslots; i++)
-        spawn(&g_slots[i]);
-
-    /* Supervise: replace exited threads, print progress, stop on time,
-     * on the op limit or at the first violation. */
-    for (;;) {
-        rcgc_blocking_begin();
-        stress_sleep_us(2000);
-        rcgc_blocking_end();
-        unsigned done = 0;
-        for (unsigned i = 0; i < g_nslots; i++) {
-            slot *s = &g_slots[i];
-            int state = atomic_load_explicit(&s->state, memory_order_acquire);
-            if (state == SLOT_EXITED && !atomic_load_explicit(&g_stop, memory_order_relaxed)) {
-                join(s);
-                s->generation++;
-                spawn(s);
-            } else if (state == SLOT_DONE) {
-                done++;
-            }
-        }
-        uint64_t now = stress_now_ns();
-        if (now - last >= 1000000000u) {
-            uint64_t ops = SUM(ops);
-            progress(start, (double)(now - last) / 1e9, ops - last_ops);
-            last = now;
-            last_ops = ops;
-        }
-        if (done == g_nslots || stress_violation_count() > 0 ||
-            (!g_ops_limit && now >= deadline))
-            break;
-    }
-    atomic_store_explicit(&g_stop, 1, memory_order_relaxed);
-    for (unsigned i = 0; i < g_nslots; i++)
-        join(&g_slots[i]);
-    double elapsed = stress_seconds_since(start);
+    stress_run_spec run = {g_slots, sizeof *g_slots, g_nslots, worker_main, 2000, 0, NULL, progress};
+    double elapsed = stress_run(&run, opt.seconds, NULL);
 
     uint64_t main_frees = drain_mailboxes();
     uint64_t allocs = SUM(allocs), frees = SUM(frees) + main_frees;
@@ -716,9 +594,7 @@ int main(int argc, char **argv) {
            (double)st.bytes_committed / (1024.0 * 1024.0), st.allocs_total, st.frees_total,
            st.remote_frees_total, st.threads_attached, (unsigned long long)st.pauses,
            (unsigned long long)st.watchdog_reports);
-    if (g_nslots == 1)
-        printf("%s: schedule hash %016llx (same seed and --ops: same hash)\n", stress_prog,
-               (unsigned long long)LOAD(g_slots[0].c.sched_hash));
+    stress_print_schedule(&opt, LOAD(g_slots[0].c.sched_hash));
 
     if (allocs != frees)
         stress_violation("harness bookkeeping: %llu allocs but %llu frees",
@@ -741,14 +617,8 @@ int main(int argc, char **argv) {
                          (unsigned long long)frees);
 
     rcgc_shutdown();
-    for (unsigned i = 0; i < g_nslots; i++) {
-        pthread_mutex_destroy(&g_slots[i].lock);
-        free(g_slots[i].ring);
-    }
+    for (unsigned i = 0; i < g_nslots; i++)
+        stress_mailbox_destroy(&g_slots[i].mail);
     free(g_slots);
-
-    unsigned long v = stress_violation_count();
-    printf("%s: %s: %lu violation%s (seed %llu)\n", stress_prog, v ? "FAIL" : "PASS", v,
-           v == 1 ? "" : "s", (unsigned long long)g_seed);
-    return v ? 1 : 0;
+    return stress_finish();
 }

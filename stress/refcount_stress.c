@@ -173,57 +173,23 @@ static void *g_cells[NCELLS];
 /* ------------------------------------------------------------------------
  * Thread positions: a mailbox and counters that outlive the threads.
  * ------------------------------------------------------------------------ */
-enum { POS_RUNNING = 0, POS_EXITED, POS_DONE };
-
 typedef struct counters {
     _Atomic uint64_t ops, held, nodes, shareds, loads, load_nulls, sets, sent, received,
-        mailbox_full, detaches, exits;
+        mailbox_full, detaches, exits, sched_hash;
 } counters;
 
 typedef struct pos {
-    pthread_mutex_t lock;
-    void **ring;
-    uint32_t head, count;
-
-    pthread_t thread;
-    unsigned generation;
-    int joined;
-    _Atomic int state;
+    stress_thread t;        /* first: stress_supervise */
+    stress_mailbox mail;    /* references handed to this position (void * items) */
     _Alignas(64) counters c;
 } pos;
 
 static pos *g_pos;
 static unsigned g_npos;
-static _Atomic int g_stop;
+static uint64_t g_ops_limit;    /* per position; 0: run for --seconds */
 
-#define BUMP(field, n) \
-    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
-                          memory_order_relaxed)
-#define LOAD(field) atomic_load_explicit(&(field), memory_order_relaxed)
-
-static int mailbox_put(pos *p, void *o) {
-    int ok = 0;
-    pthread_mutex_lock(&p->lock);
-    if (p->count < MAILBOX_CAP) {
-        p->ring[(p->head + p->count) % MAILBOX_CAP] = o;
-        p->count++;
-        ok = 1;
-    }
-    pthread_mutex_unlock(&p->lock);
-    return ok;
-}
-
-static size_t mailbox_take(pos *p, void **out, size_t max) {
-    size_t n = 0;
-    pthread_mutex_lock(&p->lock);
-    while (n < max && p->count > 0) {
-        out[n++] = p->ring[p->head];
-        p->head = (p->head + 1) % MAILBOX_CAP;
-        p->count--;
-    }
-    pthread_mutex_unlock(&p->lock);
-    return n;
-}
+#define BUMP STRESS_BUMP
+#define LOAD STRESS_LOAD
 
 /* ------------------------------------------------------------------------
  * Workers
@@ -372,7 +338,7 @@ static unsigned pick_target(worker *w, int others_only) {
 /* Hand a reference over; if the mailbox is full, drop it here. */
 static void send(worker *w, void *o, unsigned t) {
     check_obj(o, "before sending it", 1);
-    if (mailbox_put(&g_pos[t], o)) {
+    if (stress_mailbox_put(&g_pos[t].mail, &o)) {
         BUMP(w->p->c.sent, 1);
     } else {
         BUMP(w->p->c.mailbox_full, 1);
@@ -391,7 +357,7 @@ static void op_send(worker *w) {
 
 static void op_receive(worker *w, int keep_some) {
     void *got[RECV_BATCH];
-    size_t n = mailbox_take(w->p, got, RECV_BATCH);
+    size_t n = stress_mailbox_take(&w->p->mail, got, RECV_BATCH);
     for (size_t i = 0; i < n; i++) {
         BUMP(w->p->c.received, 1);
         check_obj(got[i], "on receiving it", 1);
@@ -415,12 +381,7 @@ static void drop_all(worker *w) {
 }
 
 static void attach_or_die(worker *w) {
-    int rc = rcgc_thread_attach();
-    if (rc != 0)
-        stress_die("rcgc_thread_attach failed in thread %u: %s", w->id, strerror(rc));
-    char name[32];
-    snprintf(name, sizeof name, "rs-%u.%u", w->id, w->origin & 0xFFFFu);
-    rcgc_thread_set_name(name);
+    stress_attach("rs-%u.%u", w->id, w->origin & 0xFFFFu);
 }
 
 /* Detach while holding references: our counts are merged; the objects
@@ -465,18 +426,21 @@ static void *worker_main(void *arg) {
         stress_die("out of memory for a worker");
     w->p = p;
     w->id = (unsigned)(p - g_pos);
-    w->origin = (uint32_t)w->id << 16 | (p->generation & 0xFFFFu);
-    stress_rng_seed(&w->rng, g_seed, (uint64_t)w->id << 32 | p->generation);
+    w->origin = (uint32_t)w->id << 16 | (p->t.generation & 0xFFFFu);
+    stress_rng_seed(&w->rng, g_seed, (uint64_t)w->id << 32 | p->t.generation);
     attach_or_die(w);
 
     const uint64_t t_detach = (uint64_t)DETACH_PER_M * (1u << 20) / 1000000u;
     const uint64_t t_exit = t_detach + (uint64_t)EXIT_PER_M * (1u << 20) / 1000000u;
     int exiting = 0;
 
-    while (!exiting && !atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+    while (!exiting && !stress_stopping()) {
+        if (g_ops_limit && LOAD(p->c.ops) >= g_ops_limit)
+            break;
         unsigned k;
         for (k = 0; k < OPS_BATCH && !exiting; k++) {
             uint64_t r = stress_rng_below(&w->rng, 1u << 20);
+            stress_sched_note(&p->c.sched_hash, r, w->nheld);
             if (r < t_detach) {
                 op_detach(w);
             } else if (r < t_exit) {
@@ -517,46 +481,27 @@ static void *worker_main(void *arg) {
     }
     atomic_store_explicit(&p->c.held, 0, memory_order_relaxed);
     free(w);
-    atomic_store_explicit(&p->state, exiting ? POS_EXITED : POS_DONE, memory_order_release);
+    stress_thread_end(&p->t, exiting);
     return NULL;
-}
-
-static void spawn(pos *p) {
-    atomic_store_explicit(&p->state, POS_RUNNING, memory_order_relaxed);
-    p->joined = 0;
-    int rc = pthread_create(&p->thread, NULL, worker_main, p);
-    if (rc != 0)
-        stress_die("pthread_create: %s", strerror(rc));
-}
-
-static void join(pos *p) {
-    if (!p->joined) {
-        stress_join_blocking(p->thread);
-        p->joined = 1;
-    }
 }
 
 /* ------------------------------------------------------------------------
  * Main thread
  * ------------------------------------------------------------------------ */
-static uint64_t sum(size_t off) {
-    uint64_t t = 0;
-    for (unsigned i = 0; i < g_npos; i++)
-        t += atomic_load_explicit((_Atomic uint64_t *)((char *)&g_pos[i].c + off),
-                                  memory_order_relaxed);
-    return t;
-}
-#define SUM(field) sum(offsetof(counters, field))
+#define SUM(field) stress_sum(g_pos, sizeof *g_pos, g_npos, offsetof(pos, c.field))
 
-static void progress(uint64_t start, double dt, uint64_t ops_delta) {
+static void progress(uint64_t start, double dt) {
+    static uint64_t last_ops;
+    uint64_t ops = SUM(ops), ops_delta = ops - last_ops;
+    last_ops = ops;
     rcgc_stats st;
     rcgc_stats_get(&st);
     uint64_t created = atomic_load_explicit(&g_created, memory_order_relaxed);
     uint64_t destroyed = atomic_load_explicit(&g_destroyed, memory_order_relaxed);
-    stress_progress(start,
-                    "%9.0f ops/s  live objects %7lld (held refs %llu)  blocks in use %zu "
+    stress_progress(start, dt > 0 ? (double)ops_delta / dt : 0.0,
+                    (long long)(created - destroyed),
+                    "objects (held refs %llu)  blocks in use %zu "
                     "(%zu shared-read pending)  %zu threads  churn %llu  detaches %llu",
-                    dt > 0 ? (double)ops_delta / dt : 0.0, (long long)(created - destroyed),
                     (unsigned long long)SUM(held), st.blocks_in_use,
                     st.objects_shared_read_pending, st.threads_attached,
                     (unsigned long long)SUM(exits), (unsigned long long)SUM(detaches));
@@ -567,7 +512,7 @@ static uint64_t drain_mailboxes(void) {
     void *got[RECV_BATCH];
     for (unsigned i = 0; i < g_npos; i++) {
         size_t k;
-        while ((k = mailbox_take(&g_pos[i], got, RECV_BATCH)) > 0) {
+        while ((k = stress_mailbox_take(&g_pos[i].mail, got, RECV_BATCH)) > 0) {
             for (size_t j = 0; j < k; j++) {
                 check_obj(got[j], "main, end of run", 1);
                 rcgc_decref(got[j]);
@@ -585,6 +530,7 @@ int main(int argc, char **argv) {
     g_seed = opt.seed;
     stress_seed = g_seed;
     g_npos = opt.threads;
+    g_ops_limit = opt.ops;
 
     printf("%s: torture test, not a benchmark: threads %u, seconds %g, cells %u, max held %u, "
            "seed %llu%s%s\n",
@@ -593,55 +539,19 @@ int main(int argc, char **argv) {
            STRESS_SANITIZER ? ", sanitizer build: reduced work" : "");
     fflush(stdout);
 
-    int rc = rcgc_init(NULL);
-    if (rc != 0)
-        stress_die("rcgc_init: %s", strerror(rc));
-    rcgc_set_fatal_handler(stress_fatal_handler);
-    rcgc_thread_set_name("rs-main");
+    stress_init_runtime(NULL, "rs-main");
 
     g_pos = calloc(g_npos, sizeof *g_pos);
     if (!g_pos)
         stress_die("out of memory");
-    for (unsigned i = 0; i < g_npos; i++) {
-        pthread_mutex_init(&g_pos[i].lock, NULL);
-        g_pos[i].ring = calloc(MAILBOX_CAP, sizeof(void *));
-        if (!g_pos[i].ring)
-            stress_die("out of memory for mailboxes");
-    }
-
-    uint64_t start = stress_now_ns(), last = start, last_ops = 0;
-    uint64_t deadline = start + (uint64_t)(opt.seconds * 1e9);
     for (unsigned i = 0; i < g_npos; i++)
-        spawn(&g_pos[i]);
+        stress_mailbox_init(&g_pos[i].mail, sizeof(void *), MAILBOX_CAP);
 
-    for (;;) {
-        rcgc_blocking_begin();
-        stress_sleep_us(2000);
-        rcgc_blocking_end();
-        for (unsigned i = 0; i < g_npos; i++) {
-            pos *p = &g_pos[i];
-            if (atomic_load_explicit(&p->state, memory_order_acquire) == POS_EXITED) {
-                join(p);
-                p->generation++;
-                spawn(p);
-            }
-        }
-        uint64_t now = stress_now_ns();
-        if (now - last >= 1000000000u) {
-            uint64_t ops = SUM(ops);
-            progress(start, (double)(now - last) / 1e9, ops - last_ops);
-            last = now;
-            last_ops = ops;
-        }
-        if (stress_violation_count() > 0 || now >= deadline)
-            break;
-    }
-    atomic_store_explicit(&g_stop, 1, memory_order_relaxed);
-    /* A worker that exits now (it drew the exit op before seeing the stop)
-     * has no successor: its references sit in the mailboxes. */
-    for (unsigned i = 0; i < g_npos; i++)
-        join(&g_pos[i]);
-    double elapsed = stress_seconds_since(start);
+    stress_run_spec run = {g_pos, sizeof *g_pos, g_npos, worker_main, 2000, 0, NULL, progress};
+    /* A worker that exits as the run stops (it drew the exit op before
+     * seeing the stop) has no successor: its references sit in the
+     * mailboxes, which main drains below. */
+    double elapsed = stress_run(&run, opt.seconds, NULL);
 
     /* Cleanup: cells first (their objects may be in mailboxes too). */
     for (unsigned i = 0; i < NCELLS; i++) {
@@ -703,25 +613,10 @@ int main(int argc, char **argv) {
         stress_violation("rcgc_stats_get reports %zu threads attached; only main is",
                          st.threads_attached);
 
-    rcgc_shutdown();
-    rc = rcgc_init(NULL);
-    if (rc != 0)
-        stress_die("rcgc_init after rcgc_shutdown: %s", strerror(rc));
-    rcgc_stats_get(&st);
-    if (st.blocks_in_use != 0 || st.bytes_in_use != 0)
-        stress_violation("after rcgc_shutdown and rcgc_init, rcgc_stats_get reports "
-                         "blocks_in_use %zu, bytes_in_use %zu",
-                         st.blocks_in_use, st.bytes_in_use);
-    rcgc_shutdown();
-
-    for (unsigned i = 0; i < g_npos; i++) {
-        pthread_mutex_destroy(&g_pos[i].lock);
-        free(g_pos[i].ring);
-    }
+    stress_print_schedule(&opt, LOAD(g_pos[0].c.sched_hash));
+    stress_shutdown_checked();
+    for (unsigned i = 0; i < g_npos; i++)
+        stress_mailbox_destroy(&g_pos[i].mail);
     free(g_pos);
-
-    unsigned long v = stress_violation_count();
-    printf("%s: %s: %lu violation%s (seed %llu)\n", stress_prog, v ? "FAIL" : "PASS", v,
-           v == 1 ? "" : "s", (unsigned long long)g_seed);
-    return v ? 1 : 0;
+    return stress_finish();
 }
