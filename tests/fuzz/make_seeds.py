@@ -85,6 +85,12 @@ SEEDS = {
     "resurrect-twice": prog(HDR_NOAUTO, *cycle(0, 1, FIN, FIN, RESURRECT), ("drop", 0),
                             ("drop", 1), ("collect",), ("res_take", 0, 0x90),
                             ("res_take", 1, 0x90), ("collect",), ("check", 0)),
+    # A resurrected (already finalized) object in a cycle with a new one:
+    # only the new one is finalized.
+    "resurrect-mixed": prog(HDR_NOAUTO, ("new", FIN, 0, RESURRECT), ("set", 0, 0, 0), ("drop", 0),
+                            ("collect",), ("res_take", 0, 1), ("new", FIN, 2, 0),
+                            ("set", 1, 1, 2), ("set", 2, 0, 1), ("drop", 1), ("drop", 2),
+                            ("collect",)),
     "fin-weakref": prog(HDR_NOAUTO, *cycle(0, 1, FIN, NODE, WEAKREF | WEAKCB),
                         ("new", FIN, 2, WEAKREF | RESURRECT), ("set", 2, 0, 2), ("drop", 0),
                         ("drop", 1), ("drop", 2), ("collect",), ("weak_get", 0, 0x90),
