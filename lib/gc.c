@@ -1412,10 +1412,20 @@ static inline bool live_tracked(const rcgc__header *h) {
            (__atomic_load_n(&h->local, __ATOMIC_RELAXED) == RCGC__IMMORTAL || true_count(h) > 0);
 }
 
+/* Count zero, but waiting in its owner's merge queue: the queue's
+ * reference keeps it, and a try-incref (rcgc_weakref_get from another
+ * thread) may still revive it. Not dying, as far as freezing goes. */
+static inline bool queued_tracked(const rcgc__header *h) {
+    return (rcgc__gcbits(h) & RCGC_GC_TRACKED) && RCGC_SHARED_STATE(rcgc__shared(h)) == RCGC_SHARED_QUEUED;
+}
+
 typedef void (*walk_fn)(rcgc__header *h, void *arg);
 
-/* Every live tracked object, world stopped, on this thread. */
-static int walk_tracked(walk_fn fn, void *arg) {
+/* Every live tracked object, world stopped, on this thread; with
+ * queued_too, also those whose count is zero in a merge queue (freeze and
+ * unfreeze: an object revived from there kept FROZEN through
+ * rcgc_gc_unfreeze and was never collected again; rcgc_fuzz found it). */
+static int walk_tracked(walk_fn fn, void *arg, bool queued_too) {
     source src;
     int err = source_pages(&src, 0);
     if (err)
@@ -1428,7 +1438,7 @@ static int walk_tracked(walk_fn fn, void *arg) {
             continue;
         for (size_t j = 0; j < n; j++) {
             rcgc__header *h = (rcgc__header *)(pg->start + j * bs);
-            if (block_live(h) && live_tracked(h))
+            if (block_live(h) && (live_tracked(h) || (queued_too && queued_tracked(h))))
                 fn(h, arg);
         }
     }
@@ -1462,7 +1472,7 @@ int rcgc_gc_get_objects(rcgc_visit_fn fn, void *arg) {
     rcgc_thread *self = rcgc__thread_require("rcgc_gc_get_objects");
     objvec v = {0};
     bool nested = snapshot_begin(self);
-    int err = walk_tracked(add_object, &v);
+    int err = walk_tracked(add_object, &v, false);
     snapshot_end(nested);
     if (err && !v.err)
         v.err = err;
@@ -1502,7 +1512,7 @@ int rcgc_gc_get_referrers(const void *o, rcgc_visit_fn fn, void *arg) {
     objvec v = {0};
     referrers_ctx r = {o, &v};
     bool nested = snapshot_begin(self);
-    int err = walk_tracked(add_if_referrer, &r);
+    int err = walk_tracked(add_if_referrer, &r, false);
     snapshot_end(nested);
     if (err && !v.err)
         v.err = err;
@@ -1547,7 +1557,7 @@ void rcgc_gc_freeze(void) {
     rcgc_thread *self = rcgc__thread_require("rcgc_gc_freeze");
     size_t n = 0;
     bool nested = snapshot_begin(self);
-    int err = walk_tracked(freeze_one, &n);
+    int err = walk_tracked(freeze_one, &n, true);
     atomic_fetch_add(&G.frozen, n);
     snapshot_end(nested);
     if (err)
@@ -1557,7 +1567,7 @@ void rcgc_gc_freeze(void) {
 void rcgc_gc_unfreeze(void) {
     rcgc_thread *self = rcgc__thread_require("rcgc_gc_unfreeze");
     bool nested = snapshot_begin(self);
-    int err = walk_tracked(unfreeze_one, NULL);
+    int err = walk_tracked(unfreeze_one, NULL, true);
     if (!err)
         atomic_store(&G.frozen, 0);
     snapshot_end(nested);
