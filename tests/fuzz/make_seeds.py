@@ -13,7 +13,7 @@ OPS = [
     "new", "burst", "set", "load", "drop", "dup", "incdec", "collect",
     "collect_young", "freeze", "unfreeze", "weak_new", "weak_get", "weak_free", "load_ref",
     "gc_toggle", "threshold", "malloc", "free", "spawn", "check", "immortalize",
-    "set_mode", "res_take", "saveall", "garbage", "safepoint", "set_field_of_field",
+    "set_mode", "res_take", "saveall", "garbage", "safepoint", "set_field_of_field", "errors",
 ]
 OP = {name: i for i, name in enumerate(OPS)}
 
@@ -124,7 +124,9 @@ SEEDS = {
                    ("burst", 50, BIG, 3, 2, 3), ("collect_young",), ("drop", 1), ("drop", 2),
                    ("collect",)),
     "raw": prog(HDR_NOAUTO | HDR_PURGE, *[("malloc", i, i * 9 + (0x80 if i % 3 == 0 else 0)) for i in range(16)],
-                ("free", 3), ("free", 7), ("malloc", 3, 15), ("safepoint", 1)),
+                ("free", 3), ("free", 7), ("malloc", 3, 15), ("malloc", 7, 16), ("safepoint", 1)),
+    "errors": prog(HDR_DEFAULT, ("errors",), ("gc_toggle", 0), ("gc_toggle", 1), ("threshold", 3),
+                   ("threshold", 0x2A), ("new", NODE, 0, 0), ("check", 0)),
     "immortal": prog(HDR_NOAUTO, ("new", NODE, 0, 0), ("new", NODE, 1, 0), ("immortalize", 0),
                      ("set", 0, 0, 1), ("set", 1, 0, 0), ("weak_new", 0, 0, 1), ("drop", 1),
                      ("incdec", 0, 2), ("collect",), ("new", SHARED, 2, 0), ("set", 0, 1, 2),
@@ -168,6 +170,23 @@ SEEDS = {
     "spawn-revive": prog(HDR_NOAUTO, ("new", NODE, 0, 0), ("weak_new", 0, 0, 0),
                          spawn([0], 0x01, ("drop", 0), ("weak_get", 0, 1), ("collect",)),
                          ("drop", 0), ("drop", 1), ("weak_get", 0, 2)),
+    # Regressions: programs the fuzzer (or its author) found a library bug with.
+    # An object whose count a spawned thread took to 0 waits in its owner's
+    # merge queue; unfreeze then revive it through a weak reference: it was
+    # still frozen, and its cycle never collected (lib/gc.c walk_tracked).
+    "regress-unfreeze-queued": prog(HDR_NOAUTO, ("new", NODE, 0, 0), ("new", NODE, 1, 0),
+                                    ("set", 0, 0, 1), ("weak_new", 1, 0, 0), ("drop", 1), ("freeze",),
+                                    spawn([0], 0x02, ("set", 0, 0, NULL), ("unfreeze",),
+                                          ("weak_get", 0, 1)),
+                                    ("check", 0), ("drop", 0), ("set", 1, 0, 1), ("drop", 1),
+                                    ("collect",)),
+    # The same with freeze: the queued object was not frozen.
+    "regress-freeze-queued": prog(HDR_NOAUTO, ("new", NODE, 0, 0), ("new", NODE, 1, 0),
+                                  ("set", 0, 0, 1), ("weak_new", 1, 0, 0), ("drop", 1),
+                                  spawn([0], 0x02, ("set", 0, 0, NULL), ("freeze",),
+                                        ("weak_get", 0, 1), ("check", 0)),
+                                  ("check", 0), ("set", 1, 0, 1), ("drop", 1), ("collect",),
+                                  ("check", 0), ("unfreeze",), ("collect",)),
 }
 
 

@@ -208,7 +208,9 @@ typedef struct mobj {
 static mobj M[MAX_OBJS + 1];
 static uint32_t nobjs;          /* ids 1..nobjs used */
 static uint32_t ndestroyed, nimmortal;
-static uint32_t stack_buf[MAX_OBJS * (NFIELDS + 1) + 64];
+/* mark_from_outside: each object pushes at most its fields as an outsider
+ * and its fields once more when marked. */
+static uint32_t stack_buf[2 * MAX_OBJS * NFIELDS + 64];
 
 static inline int32_t count_of(const mobj *x) { return x->ext + x->indeg; }
 
@@ -264,7 +266,8 @@ typedef struct {
 static rawblk raw[NRAW];
 
 static const size_t raw_sizes[] = {0, 1, 8, 16, 24, 100, 496, 512, 513, 1000,
-                                   4096, 30000, 33000, 70000, 300000, 1u << 20};
+                                   4096, 30000, 33000, 70000, 300000, 1u << 20,
+                                   (size_t)70 << 20 /* a huge block: an arena of its own */};
 #define NRAWSIZES (sizeof raw_sizes / sizeof raw_sizes[0])
 
 static int saveall;                     /* RCGC_GC_DEBUG_SAVEALL on */
@@ -303,6 +306,8 @@ static void compare_sets(ptrvec *got, ptrvec *want, const char *what) {
  * ------------------------------------------------------------------------ */
 
 static uint64_t ncoll;                  /* collections started since rcgc_init */
+static size_t last_unreachable;         /* what the last collection found */
+static int gc_enabled;                  /* rcgc_gc_enable/disable, as the model set it */
 static uint64_t nfull, nyoung;
 static struct {
     int active, young, exact;
@@ -524,6 +529,7 @@ static void gc_stop(const rcgc_gc_info *info) {
         }
     }
     weak_check_after_gc();
+    last_unreachable = info->unreachable;
     for (uint32_t i = 1; i <= nobjs; i++) {
         M[i].cand = C_NO;
         M[i].in_gmin = M[i].in_gmax = 0;
@@ -878,14 +884,12 @@ static void weak_get(ctx *c, unsigned wi, unsigned dst) {
         CHECK(v == t->p, "weak reference %u to live object %u (%s, count %d) gives %p", wi, r->target,
               type_names[t->type], count_of(t), v);
     } else {
-        /* unknown, or the referent's count is 0 and its death waits in a
-         * merge queue (a spawned thread dropped it): either answer */
+        /* Unknown; or the referent's count is 0 and its death waits in
+         * its owner's merge queue (a spawned thread dropped it): get may
+         * revive it (try-incref of a queued count) or find it dying. */
         CHECK(!v || v == t->p, "weak reference %u gives %p, not its referent", wi, v);
-        if (!v) {
+        if (!v)
             r->state = W_CLEARED;
-        } else if (r->state == W_LIVE) {
-            /* revived from a merge queue */
-        }
     }
     if (v) {
         t->ext++;                       /* the reference get returned */
@@ -989,6 +993,15 @@ static void op_check(ctx *c, unsigned s) {
     for (unsigned i = 0; i < NWEAK; i++)
         weak_get(c, i, c->n);           /* compare, drop the result */
 
+    rcgc_stats rs;
+    rcgc_stats_get(&rs);
+    rcgc_thread_stats ts[4];
+    size_t nth = rcgc_stats_threads(ts, 4);
+    CHECK(rs.threads_attached == (size_t)(1 + c->is_thread) && nth == rs.threads_attached,
+          "rcgc_stats: %zu threads attached, rcgc_stats_threads %zu, the model has %d", rs.threads_attached,
+          nth, 1 + c->is_thread);
+    CHECK(rs.gc_collections == ncoll, "rcgc_stats_get: %llu collections, the model counts %llu",
+          (unsigned long long)rs.gc_collections, (unsigned long long)ncoll);
     rcgc_gc_stats st;
     rcgc_gc_get_stats(&st);
     CHECK(st.collections == ncoll && st.full_collections == nfull && st.young_collections == nyoung,
@@ -1094,17 +1107,43 @@ enum {
     OP_NEW, OP_BURST, OP_SET, OP_LOAD, OP_DROP, OP_DUP, OP_INCDEC, OP_COLLECT,
     OP_COLLECT_YOUNG, OP_FREEZE, OP_UNFREEZE, OP_WNEW, OP_WGET, OP_WFREE, OP_LOADREF,
     OP_GCTOGGLE, OP_THRESHOLD, OP_MALLOC, OP_FREE, OP_SPAWN, OP_CHECK, OP_IMMORTAL,
-    OP_SETMODE, OP_RESTAKE, OP_SAVEALL, OP_GARBAGE, OP_SAFEPOINT, OP_SETFIELD2,
+    OP_SETMODE, OP_RESTAKE, OP_SAVEALL, OP_GARBAGE, OP_SAFEPOINT, OP_SETFIELD2, OP_ERRORS,
     NOPS
 };
 static const char *const op_names[NOPS] = {
     "new", "burst", "set", "load", "drop", "dup", "incdec", "collect",
     "collect_young", "freeze", "unfreeze", "weak_new", "weak_get", "weak_free", "load_ref",
     "gc_toggle", "threshold", "malloc", "free", "spawn", "check", "immortalize",
-    "set_mode", "res_take", "saveall", "garbage", "safepoint", "set_field_of_field",
+    "set_mode", "res_take", "saveall", "garbage", "safepoint", "set_field_of_field", "errors",
 };
 
 static const size_t thresholds[] = {0, 1, 2, 5, 10, 64, 100, 2000};
+
+static void dummy_gc_callback(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg) {
+    (void)phase, (void)info, (void)arg;
+}
+
+/* Recoverable errors return NULL or an errno value and change nothing. */
+static void op_errors(void) {
+    errno = 0;
+    CHECK(!rcgc_new(&types[T_BIG]) && errno == EINVAL, "rcgc_new of a variable-size type: errno %d", errno);
+    errno = 0;
+    CHECK(!rcgc_new(NULL) && errno == EINVAL, "rcgc_new(NULL): errno %d", errno);
+    errno = 0;
+    CHECK(!rcgc_weakref_new(NULL, NULL, NULL) && errno == EINVAL, "rcgc_weakref_new(NULL): errno %d", errno);
+    errno = 0;
+    CHECK(!rcgc_calloc(SIZE_MAX / 2, 4) && errno == ENOMEM, "rcgc_calloc overflow: errno %d", errno);
+    CHECK(rcgc_thread_attach() == EBUSY, "rcgc_thread_attach of an attached thread is not EBUSY");
+    CHECK(rcgc_is_attached() == 1, "rcgc_is_attached is not 1");
+    CHECK(rcgc_gc_callback_add(gc_callback, NULL) == EEXIST, "rcgc_gc_callback_add twice is not EEXIST");
+    CHECK(rcgc_gc_callback_remove(dummy_gc_callback, NULL) == ENOENT, "rcgc_gc_callback_remove: not ENOENT");
+    CHECK(rcgc_gc_callback_add(dummy_gc_callback, &ncoll) == 0, "rcgc_gc_callback_add failed");
+    CHECK(rcgc_gc_callback_remove(dummy_gc_callback, &ncoll) == 0, "rcgc_gc_callback_remove failed");
+    rcgc_free(NULL);
+    rcgc_weakref_free(NULL);
+    rcgc_xincref(NULL);
+    rcgc_xdecref(NULL);
+}
 static const unsigned full_pcts[] = {0, 1, 10, 25, 100, 1000};
 
 static void quiet_check(void);
@@ -1179,18 +1218,24 @@ static void run_op(ctx *c, unsigned op) {
             rcgc_decref(x->p);
         break;
     }
-    case OP_COLLECT: {
-        size_t n = rcgc_collect();
-        (void)n;        /* checked against the model by the callbacks */
+    case OP_COLLECT:
+    case OP_COLLECT_YOUNG: {
+        /* The callbacks check the collection against the model. */
+        uint64_t before = ncoll;
+        size_t n = op == OP_COLLECT ? rcgc_collect() : rcgc_collect_young();
+        CHECK(ncoll == before + 1, "rcgc_collect%s ran %llu collections", op == OP_COLLECT ? "" : "_young",
+              (unsigned long long)(ncoll - before));
+        CHECK(n == last_unreachable, "rcgc_collect returned %zu, its callback saw %zu unreachable", n,
+              last_unreachable);
         break;
     }
-    case OP_COLLECT_YOUNG:
-        rcgc_collect_young();
-        break;
     case OP_FREEZE:
+        /* Every tracked object not yet destroyed: those whose count is 0
+         * wait in a merge queue (a spawned thread dropped them) and may
+         * still be revived by a weak reference. */
         rcgc_gc_freeze();
         for (uint32_t i = 1; i <= nobjs; i++)
-            if (M[i].alive && tracked_type(M[i].type) && (M[i].immortal || count_of(&M[i]) > 0))
+            if (M[i].alive && tracked_type(M[i].type))
                 M[i].frozen = 1;
         break;
     case OP_UNFREEZE:
@@ -1255,16 +1300,30 @@ static void run_op(ctx *c, unsigned op) {
         break;
     }
     case OP_GCTOGGLE:
-        if (u8() & 1)
+        CHECK(rcgc_gc_is_enabled() == gc_enabled, "rcgc_gc_is_enabled %d, the model set %d",
+              rcgc_gc_is_enabled(), gc_enabled);
+        gc_enabled = u8() & 1;
+        if (gc_enabled)
             rcgc_gc_enable();
         else
             rcgc_gc_disable();
+        CHECK(rcgc_gc_is_enabled() == gc_enabled, "rcgc_gc_is_enabled after %s",
+              gc_enabled ? "enable" : "disable");
         break;
     case OP_THRESHOLD: {
-        unsigned a = u8();
-        rcgc_gc_set_threshold(thresholds[a % 8], full_pcts[(a >> 3) % 6]);
+        unsigned a = u8(), pct_before;
+        size_t thr = thresholds[a % 8], got;
+        unsigned pct = full_pcts[(a >> 3) % 6], pct_got;
+        rcgc_gc_get_threshold(NULL, &pct_before);
+        rcgc_gc_set_threshold(thr, pct);
+        rcgc_gc_get_threshold(&got, &pct_got);
+        CHECK(got == thr && pct_got == (pct ? pct : pct_before),
+              "rcgc_gc_set_threshold(%zu, %u) then get: %zu, %u", thr, pct, got, pct_got);
         break;
     }
+    case OP_ERRORS:
+        op_errors();
+        break;
     case OP_MALLOC: {
         unsigned b = u8() % NRAW, sel = u8();
         raw_new(b, sel & 0x7f, sel >> 7);
@@ -1483,12 +1542,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(err == 0 || err == EEXIST, "rcgc_gc_callback_add: %d", err);
         initialised_once = 1;
     }
-    if (h & 0x20)
+    gc_enabled = !(h & 0x20);
+    if (!gc_enabled)
         rcgc_gc_disable();
 
     memset(M, 0, sizeof(M[0]) * (nobjs + 1));
     nobjs = ndestroyed = nimmortal = 0;
     ncoll = nfull = nyoung = 0;
+    last_unreachable = 0;
     memset(&cur, 0, sizeof cur);
     memset(slots, 0, sizeof slots);
     memset(res, 0, sizeof res);
