@@ -9,8 +9,9 @@
  *     bazel-bin/tests/fuzz/corpus_test tests/fuzz/corpus crash-1234...
  *
  * A model mismatch aborts inside the target, naming the operation; this
- * driver prints the file first, so the input is known. Exits 2 if no input
- * was found (an empty corpus is a packaging error, not a pass).
+ * driver names the file first with RCGC_FUZZ_TRACE=1. Exits 2 if no input
+ * was found (an empty corpus is a packaging error, not a pass). Honours
+ * Bazel's test sharding (TEST_TOTAL_SHARDS): shard i takes every n-th file.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -23,7 +24,8 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static size_t inputs, bytes;
+static size_t inputs, bytes, seen;
+static size_t shard_index, shard_count = 1;    /* Bazel test sharding */
 static double t_start, t_last;
 
 static double now(void) {
@@ -33,6 +35,8 @@ static double now(void) {
 }
 
 static int run_file(const char *path) {
+    if (seen++ % shard_count != shard_index)
+        return 0;       /* another shard's */
     FILE *f = fopen(path, "rb");
     if (!f) {
         perror(path);
@@ -126,13 +130,29 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s FILE_OR_DIR...\n", argv[0]);
         return 2;
     }
+    /* Under `bazel test` with shard_count, each shard replays every
+     * shard_count-th input (in sorted order) and says it understood. */
+    const char *si = getenv("TEST_SHARD_INDEX"), *sc = getenv("TEST_TOTAL_SHARDS");
+    if (si && sc && atoi(sc) > 0) {
+        shard_index = (size_t)atoi(si);
+        shard_count = (size_t)atoi(sc);
+        const char *status = getenv("TEST_SHARD_STATUS_FILE");
+        if (status) {
+            FILE *f = fopen(status, "w");
+            if (f)
+                fclose(f);
+        }
+    }
     LLVMFuzzerInitialize(&argc, &argv);
     t_start = t_last = now();
     int err = 0;
     for (int i = 1; i < argc; i++)
         err |= run_path(argv[i]);
-    printf("replay: %zu inputs (%zu bytes) in %.1f s, all agreed with the model\n", inputs, bytes,
+    printf("replay: %zu inputs (%zu bytes) in %.1f s, all agreed with the model", inputs, bytes,
            now() - t_start);
+    if (shard_count > 1)
+        printf(" (shard %zu of %zu)", shard_index + 1, shard_count);
+    printf("\n");
     if (inputs == 0) {
         fprintf(stderr, "replay: no inputs found\n");
         return 2;
