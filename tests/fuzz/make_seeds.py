@@ -103,6 +103,13 @@ SEEDS = {
     "weakref": prog(HDR_NOAUTO, ("new", NODE, 0, 0), ("weak_new", 0, 0, 1), ("weak_new", 0, 1, 3),
                     ("weak_new", 0, 2, 0), ("weak_get", 0, 1), ("drop", 1), ("weak_free", 2),
                     ("drop", 0), ("weak_get", 0, 2), ("weak_get", 1, 2), ("check", 0)),
+    # A weak-reference callback that collects: inside a counting death (the
+    # garbage dies when that death's loop ends) and inside a collection
+    # (rcgc_collect returns 0 there).
+    "weak-collect": prog(HDR_NOAUTO, *cycle(2, 3, FIN, NODE, 0), ("new", NODE, 0, 0),
+                         ("weak_new", 0, 0, 5), ("set", 3, 1, 0), ("new", NODE, 1, 0),
+                         ("weak_new", 1, 1, 7), ("drop", 2), ("drop", 3), ("drop", 1),
+                         ("check", 0), ("drop", 0), ("collect",)),
     "weakref-cycle": prog(HDR_NOAUTO, *cycle(0, 1), ("weak_new", 0, 0, 1), ("weak_new", 1, 1, 1),
                           ("drop", 0), ("drop", 1), ("weak_get", 0, 2), ("drop", 2),
                           ("collect",), ("weak_get", 1, 0x90), ("check", 0)),

@@ -254,7 +254,7 @@ enum { W_LIVE, W_CLEARED, W_UNKNOWN };
 typedef struct wrec {
     rcgc_weakref *w;
     uint32_t target;
-    uint8_t has_cb, free_in_cb, state, cb_runs;
+    uint8_t has_cb, free_in_cb, collect_in_cb, state, cb_runs;
     uint64_t made_in;                   /* collection that made it (0: outside collections) */
 } wrec;
 static wrec weak[NWEAK];
@@ -312,6 +312,7 @@ static int gc_enabled;                  /* rcgc_gc_enable/disable, as the model 
 static uint64_t nfull, nyoung;
 static struct {
     int active, young, exact;
+    int in_death;           /* started from a weak-reference callback of a counting death */
     uint64_t no;
     size_t cand_sure, cand_maybe, gmin, gmax;
     size_t fin_expected_min, fin_expected_max, nfin;
@@ -357,10 +358,13 @@ static int in_cand(const mobj *x, int upper) { return is_cand(x, upper); }
 static int in_gmax(const mobj *x, int arg) { (void)arg; return x->in_gmax; }
 static int in_gmin(const mobj *x, int arg) { (void)arg; return x->in_gmin; }
 
+static int in_death_cb;         /* a weak-reference callback of a counting death is running */
+
 static void gc_start(const rcgc_gc_info *info) {
     CHECK(!cur.active, "a collection started inside collection #%llu", (unsigned long long)cur.no);
     memset(&cur, 0, sizeof cur);
     cur.active = 1;
+    cur.in_death = in_death_cb;
     cur.young = info->young;
     cur.no = ++ncoll;
     CHECK(info->collection == ncoll, "collection number %llu, the model counts %llu",
@@ -490,7 +494,10 @@ static void gc_stop(const rcgc_gc_info *info) {
                 CHECK(x->alive && x->newsaved, "collection #%llu: garbage object %u (%s) should be saved "
                       "(save-all) but %s", (unsigned long long)cur.no, i, type_names[x->type],
                       x->alive ? "was not" : "died");
-            } else {
+            } else if (!cur.in_death) {
+                /* From inside a death (a weak-reference callback), the
+                 * garbage dies when that death's loop takes its trash
+                 * list: dead by the next quiet point (count 0). */
                 CHECK(!x->alive, "collection #%llu (%s): garbage object %u (%s) is still alive "
                       "(ext %d, indeg %d)", (unsigned long long)cur.no, cur.young ? "young" : "full",
                       i, type_names[x->type], x->ext, x->indeg);
@@ -564,6 +571,17 @@ static void weak_cb(rcgc_weakref *w, void *arg) {
           "callback of a weak reference to object %u (%s), which is alive (count %d) and not garbage",
           r->target, type_names[t->type], count_of(t));
     r->state = W_CLEARED;
+    if (r->collect_in_cb) {
+        /* Inside a collection this returns 0 at once; inside a counting
+         * death it collects, and that death's loop frees the garbage. */
+        int nested = cur.active;
+        int outer = in_death_cb;
+        in_death_cb = !nested;
+        size_t n = rcgc_collect();
+        in_death_cb = outer;
+        if (nested)
+            CHECK(n == 0, "rcgc_collect inside a collection's weak-reference callback returned %zu", n);
+    }
     if (r->free_in_cb) {
         r->w = NULL;
         rcgc_weakref_free(w);
@@ -1255,6 +1273,7 @@ static void run_op(ctx *c, unsigned op) {
         r->target = x->p->id;
         r->has_cb = fl & 1;
         r->free_in_cb = (fl >> 1) & 1;
+        r->collect_in_cb = (fl >> 2) & 1;
         r->state = W_LIVE;
         errno = 0;
         rcgc_weakref *w = rcgc_weakref_new(x->p, r->has_cb ? weak_cb : NULL, r);
@@ -1551,6 +1570,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     nobjs = ndestroyed = nimmortal = 0;
     ncoll = nfull = nyoung = 0;
     last_unreachable = 0;
+    in_death_cb = 0;
     memset(&cur, 0, sizeof cur);
     memset(slots, 0, sizeof slots);
     memset(res, 0, sizeof res);
