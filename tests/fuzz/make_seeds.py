@@ -14,6 +14,7 @@ OPS = [
     "collect_young", "freeze", "unfreeze", "weak_new", "weak_get", "weak_free", "load_ref",
     "gc_toggle", "threshold", "malloc", "free", "spawn", "check", "immortalize",
     "set_mode", "res_take", "saveall", "garbage", "safepoint", "set_field_of_field", "errors",
+    "weak_fill",
 ]
 OP = {name: i for i, name in enumerate(OPS)}
 
@@ -110,6 +111,14 @@ SEEDS = {
                          ("weak_new", 0, 0, 5), ("set", 3, 1, 0), ("new", NODE, 1, 0),
                          ("weak_new", 1, 1, 7), ("drop", 2), ("drop", 3), ("drop", 1),
                          ("check", 0), ("drop", 0), ("collect",)),
+    # 60 weak references to one object: its stripe's buckets grow; then a
+    # callback that gets every weak reference while the chain it heads
+    # dies (referents on the trash list must stay dead).
+    "weak-fill": prog(HDR_NOAUTO, ("new", NODE, 0, 0), ("weak_fill", 0, 59, 1), ("check", 0),
+                      ("drop", 0), ("new", NODE, 1, 0), ("new", NODE, 2, 0), ("set", 1, 0, 2),
+                      ("new", NODE, 3, 0), ("set", 2, 0, 3), ("weak_new", 2, 0, 9),
+                      ("weak_new", 3, 1, 1), ("weak_new", 1, 2, 8 | 1), ("drop", 2), ("drop", 3),
+                      ("drop", 1), ("check", 0)),
     "weakref-cycle": prog(HDR_NOAUTO, *cycle(0, 1), ("weak_new", 0, 0, 1), ("weak_new", 1, 1, 1),
                           ("drop", 0), ("drop", 1), ("weak_get", 0, 2), ("drop", 2),
                           ("collect",), ("weak_get", 1, 0x90), ("check", 0)),

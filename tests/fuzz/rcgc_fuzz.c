@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NSLOTS   64     /* main thread's object slots */
 #define NTSLOTS  16     /* a spawned thread's slots */
 #define NFIELDS  3      /* references per tracked object */
-#define NWEAK    32
+#define NWEAK    64     /* more than 2 x 16 on one stripe grows its buckets */
 #define NRAW     16
 #define NRES     16     /* finalizer resurrection list */
 #define MAX_OBJS 4096   /* objects per input (ids 1..MAX_OBJS) */
@@ -254,7 +254,7 @@ enum { W_LIVE, W_CLEARED, W_UNKNOWN };
 typedef struct wrec {
     rcgc_weakref *w;
     uint32_t target;
-    uint8_t has_cb, free_in_cb, collect_in_cb, state, cb_runs;
+    uint8_t has_cb, free_in_cb, collect_in_cb, get_all_in_cb, state, cb_runs;
     uint64_t made_in;                   /* collection that made it (0: outside collections) */
 } wrec;
 static wrec weak[NWEAK];
@@ -557,6 +557,8 @@ static void gc_callback(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg
  * Weak references
  * ------------------------------------------------------------------------ */
 
+static void weak_get(ctx *c, unsigned wi, unsigned dst);
+
 static void weak_cb(rcgc_weakref *w, void *arg) {
     wrec *r = arg;
     CHECK(r->w == w, "a callback ran for weak reference %p, freed or never made (slot holds %p)",
@@ -581,6 +583,14 @@ static void weak_cb(rcgc_weakref *w, void *arg) {
         in_death_cb = outer;
         if (nested)
             CHECK(n == 0, "rcgc_collect inside a collection's weak-reference callback returned %zu", n);
+    }
+    if (r->get_all_in_cb) {
+        /* Every weak reference, from inside a death or a collection:
+         * referents waiting on this thread's trash list (count 0, weak
+         * references not yet cleared) must not come back. */
+        ctx none = {NULL, 0, 0};
+        for (unsigned i = 0; i < NWEAK; i++)
+            weak_get(&none, i, 0);
     }
     if (r->free_in_cb) {
         r->w = NULL;
@@ -899,6 +909,14 @@ static void weak_get(ctx *c, unsigned wi, unsigned dst) {
         CHECK(!v, "weak reference %u: cleared (referent %u %s) but get gives %p", wi, r->target,
               t->alive ? "alive" : "dead", v);
         r->state = W_CLEARED;
+    } else if (cur.active && t->in_gmax) {
+        /* From a callback of the running collection (after its first
+         * pause): weak references it found to garbage are cleared. */
+        if (r->made_in != cur.no && (cur.exact || t->in_gmin))
+            CHECK(!v, "collection #%llu: weak reference %u to garbage object %u gives %p",
+                  (unsigned long long)cur.no, wi, r->target, v);
+        else
+            CHECK(!v || v == t->p, "weak reference %u gives %p, not its referent", wi, v);
     } else if (r->state == W_LIVE && count_of(t) > 0) {
         CHECK(v == t->p, "weak reference %u to live object %u (%s, count %d) gives %p", wi, r->target,
               type_names[t->type], count_of(t), v);
@@ -1073,6 +1091,7 @@ typedef struct {
 static void *thread_main(void *arg) {
     thread_arg *ta = arg;
     CHECK(rcgc_thread_attach() == 0, "rcgc_thread_attach failed");
+    rcgc_thread_set_name("rcgc_fuzz spawn");
     ctx c = {ta->slots, NTSLOTS, 1};
     run_ops(&c, ta->nops);
     for (unsigned i = 0; i < NTSLOTS; i++) {
@@ -1127,13 +1146,20 @@ enum {
     OP_COLLECT_YOUNG, OP_FREEZE, OP_UNFREEZE, OP_WNEW, OP_WGET, OP_WFREE, OP_LOADREF,
     OP_GCTOGGLE, OP_THRESHOLD, OP_MALLOC, OP_FREE, OP_SPAWN, OP_CHECK, OP_IMMORTAL,
     OP_SETMODE, OP_RESTAKE, OP_SAVEALL, OP_GARBAGE, OP_SAFEPOINT, OP_SETFIELD2, OP_ERRORS,
-    NOPS
+    OP_WFILL,
+    NOPS,
+    /* The opcode byte is taken modulo OPCODES, a fixed 32: a new operation
+     * takes a reserved code (read as "check") without changing what the
+     * corpus's other bytes mean. */
+    OPCODES = 32
 };
+_Static_assert(NOPS <= OPCODES, "opcodes");
 static const char *const op_names[NOPS] = {
     "new", "burst", "set", "load", "drop", "dup", "incdec", "collect",
     "collect_young", "freeze", "unfreeze", "weak_new", "weak_get", "weak_free", "load_ref",
     "gc_toggle", "threshold", "malloc", "free", "spawn", "check", "immortalize",
     "set_mode", "res_take", "saveall", "garbage", "safepoint", "set_field_of_field", "errors",
+    "weak_fill",
 };
 
 static const size_t thresholds[] = {0, 1, 2, 5, 10, 64, 100, 2000};
@@ -1274,6 +1300,7 @@ static void run_op(ctx *c, unsigned op) {
         r->has_cb = fl & 1;
         r->free_in_cb = (fl >> 1) & 1;
         r->collect_in_cb = (fl >> 2) & 1;
+        r->get_all_in_cb = (fl >> 3) & 1;
         r->state = W_LIVE;
         errno = 0;
         rcgc_weakref *w = rcgc_weakref_new(x->p, r->has_cb ? weak_cb : NULL, r);
@@ -1284,6 +1311,28 @@ static void run_op(ctx *c, unsigned op) {
         }
         CHECK(w, "rcgc_weakref_new failed (errno %d)", errno);
         r->w = w;
+        break;
+    }
+    case OP_WFILL: {
+        /* Up to n more weak references to one object, in free weak slots:
+         * a stripe's bucket array grows past 2 x 16. */
+        mobj *x = slot_obj(c, u8());
+        unsigned n = u8() % NWEAK + 1, fl = u8();
+        if (!x || x->immortal)
+            break;
+        for (unsigned wi = 0; wi < NWEAK && n; wi++) {
+            wrec *r = &weak[wi];
+            if (r->w)
+                continue;
+            memset(r, 0, sizeof *r);
+            r->target = x->p->id;
+            r->has_cb = fl & 1;
+            r->free_in_cb = (fl >> 1) & 1;
+            r->state = W_LIVE;
+            r->w = rcgc_weakref_new(x->p, r->has_cb ? weak_cb : NULL, r);
+            CHECK(r->w, "rcgc_weakref_new failed (errno %d)", errno);
+            n--;
+        }
         break;
     }
     case OP_WGET: {
@@ -1416,7 +1465,9 @@ static void run_op(ctx *c, unsigned op) {
 
 static void run_ops(ctx *c, unsigned max_ops) {
     for (unsigned i = 0; i < max_ops && more(); i++) {
-        unsigned op = u8() % NOPS;
+        unsigned op = u8() % OPCODES;
+        if (op >= NOPS)
+            op = OP_CHECK;      /* reserved */
         op_no++;
         if (trace)
             fprintf(stderr, "%s op %lu: %s\n", c->is_thread ? "  [thread]" : "", op_no, op_names[op]);
