@@ -1452,11 +1452,21 @@ static inline bool live_object(const rcgc__header *h) {
     return __atomic_load_n(&h->local, __ATOMIC_RELAXED) == RCGC__IMMORTAL || true_count(h) > 0;
 }
 
+/* Count zero, but waiting in its owner's merge queue: the queue's
+ * reference keeps it, and a try-incref (rcgc_weakref_get from another
+ * thread) may still revive it. Not dying, as far as freezing goes. */
+static inline bool queued_tracked(const rcgc__header *h) {
+    return (rcgc__gcbits(h) & RCGC_GC_TRACKED) && RCGC_SHARED_STATE(rcgc__shared(h)) == RCGC_SHARED_QUEUED;
+}
+
 typedef void (*walk_fn)(rcgc__header *h, void *arg);
 
 /* Every live object on pages of `tags` (tracked ones only on GC pages),
- * world stopped, on this thread. */
-static int walk_live(unsigned tags, walk_fn fn, void *arg) {
+ * world stopped, on this thread; with queued_too, also tracked objects
+ * whose count is zero in a merge queue (freeze and unfreeze: an object
+ * revived from there kept FROZEN through rcgc_gc_unfreeze and was never
+ * collected again; rcgc_fuzz found it). */
+static int walk_live(unsigned tags, walk_fn fn, void *arg, bool queued_too) {
     source src;
     int err = source_pages(&src, 0, tags);
     if (err)
@@ -1470,7 +1480,8 @@ static int walk_live(unsigned tags, walk_fn fn, void *arg) {
             continue;
         for (size_t j = 0; j < n; j++) {
             rcgc__header *h = (rcgc__header *)(pg->start + j * bs);
-            if (block_live(h) && (rcgc__gcbits(h) & need) == need && live_object(h))
+            if (block_live(h) && (rcgc__gcbits(h) & need) == need &&
+                (live_object(h) || (queued_too && queued_tracked(h))))
                 fn(h, arg);
         }
     }
@@ -1478,7 +1489,9 @@ static int walk_live(unsigned tags, walk_fn fn, void *arg) {
     return 0;
 }
 
-static int walk_tracked(walk_fn fn, void *arg) { return walk_live(GC_PAGES, fn, arg); }
+static int walk_tracked(walk_fn fn, void *arg, bool queued_too) {
+    return walk_live(GC_PAGES, fn, arg, queued_too);
+}
 
 /* Enter a snapshot: gc_lock (unless this thread's collection is running
  * its finalizers or callbacks), then stop the world. */
@@ -1506,7 +1519,7 @@ bool rcgc__gc_snapshot_begin(rcgc_thread *self) { return snapshot_begin(self); }
 void rcgc__gc_snapshot_end(bool nested) { snapshot_end(nested); }
 int rcgc__gc_walk(unsigned tags, void (*fn)(rcgc__header *h, void *arg), void *arg) {
     RCGC_ASSERT(!(tags & (1u << RCGC_TAG_RAW)));    /* raw blocks have no header */
-    return walk_live(tags, fn, arg);
+    return walk_live(tags, fn, arg, false);
 }
 
 static void add_object(rcgc__header *h, void *arg) { objvec_push(arg, rcgc__obj(h)); }
@@ -1515,7 +1528,7 @@ int rcgc_gc_get_objects(rcgc_visit_fn fn, void *arg) {
     rcgc_thread *self = rcgc__thread_require("rcgc_gc_get_objects");
     objvec v = {0};
     bool nested = snapshot_begin(self);
-    int err = walk_tracked(add_object, &v);
+    int err = walk_tracked(add_object, &v, false);
     snapshot_end(nested);
     if (err && !v.err)
         v.err = err;
@@ -1555,7 +1568,7 @@ int rcgc_gc_get_referrers(const void *o, rcgc_visit_fn fn, void *arg) {
     objvec v = {0};
     referrers_ctx r = {o, &v};
     bool nested = snapshot_begin(self);
-    int err = walk_tracked(add_if_referrer, &r);
+    int err = walk_tracked(add_if_referrer, &r, false);
     snapshot_end(nested);
     if (err && !v.err)
         v.err = err;
@@ -1600,7 +1613,7 @@ void rcgc_gc_freeze(void) {
     rcgc_thread *self = rcgc__thread_require("rcgc_gc_freeze");
     size_t n = 0;
     bool nested = snapshot_begin(self);
-    int err = walk_tracked(freeze_one, &n);
+    int err = walk_tracked(freeze_one, &n, true);
     atomic_fetch_add(&G.frozen, n);
     snapshot_end(nested);
     if (err)
@@ -1610,7 +1623,7 @@ void rcgc_gc_freeze(void) {
 void rcgc_gc_unfreeze(void) {
     rcgc_thread *self = rcgc__thread_require("rcgc_gc_unfreeze");
     bool nested = snapshot_begin(self);
-    int err = walk_tracked(unfreeze_one, NULL);
+    int err = walk_tracked(unfreeze_one, NULL, true);
     if (!err)
         atomic_store(&G.frozen, 0);
     snapshot_end(nested);

@@ -4,14 +4,17 @@
 #   bazel test --config=tsan //...   ThreadSanitizer
 #   bazel test --config=asan //...   AddressSanitizer + UBSan
 #   tools/install_test.sh            make install + pkg-config, shared and static
-# Tests tagged manual (benchmarks) are left out by Bazel itself. Every step
-# runs even when an earlier one fails. The last line of output is
-# "N passed, N failed": test targets over the three configurations, plus the
-# install test as one. Exits non-zero if anything failed.
+#   tests/fuzz/run.sh                libFuzzer: the corpus, then 60 s of new runs
+# Tests tagged manual (benchmarks, the fuzz target) are left out by Bazel
+# itself. Every step runs even when an earlier one fails. The last line of
+# output is "N passed, N failed": test targets over the three
+# configurations, plus the install test and the fuzz run as one each. Exits
+# non-zero if anything failed.
 #
 # Environment: BAZEL (default bazel), JOBS (build jobs, default nproc),
 # TEST_JOBS (tests run at once, default Bazel's: one per core),
-# CONFIGS (default "default tsan asan").
+# CONFIGS (default "default tsan asan"), FUZZ_SECONDS (new fuzz runs,
+# default 60; 0: replay the corpus only; see tests/fuzz/run.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -71,6 +74,15 @@ if tools/install_test.sh; then
 else
     failed=$((failed + 1))
     summary+=("$(printf '%-8s %4d passed, %d failed' install 0 1)")
+fi
+
+echo "==> tests/fuzz/run.sh"
+if FUZZ_SECONDS=${FUZZ_SECONDS:-60} tests/fuzz/run.sh; then
+    passed=$((passed + 1))
+    summary+=("$(printf '%-8s %4d passed, %d failed' fuzz 1 0)")
+else
+    failed=$((failed + 1))
+    summary+=("$(printf '%-8s %4d passed, %d failed' fuzz 0 1)")
 fi
 
 echo
