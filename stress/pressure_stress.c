@@ -547,6 +547,9 @@ int main(int argc, char **argv) {
     uint64_t deadline = start + (uint64_t)(opt.seconds * 1e9);
     uint64_t phase = 0, cycles = 0, fill_timeouts = 0, first_bytes = 0, min_bytes = UINT64_MAX,
              max_bytes = 0, injections = 0, live_objs = 0;
+    /* Complete fills: the first ten and the last ten (a ring), for the
+     * trend in the summary. */
+    uint64_t fills_first[10], fills_last[10], nfills = 0;
     uint64_t phase_start = stress_now_ns();
     atomic_store_explicit(&g_go, 1, memory_order_release);
     for (;;) {
@@ -574,6 +577,12 @@ int main(int argc, char **argv) {
                     first_bytes = bytes;
                 if (!cut && bytes < min_bytes)
                     min_bytes = bytes;
+                if (!cut) {
+                    if (nfills < 10)
+                        fills_first[nfills] = bytes;
+                    fills_last[nfills % 10] = bytes;
+                    nfills++;
+                }
                 if (bytes > max_bytes)
                     max_bytes = bytes;
                 live_objs = LOAD(g_created) - LOAD(g_destroyed);
@@ -672,6 +681,16 @@ int main(int argc, char **argv) {
            g_mode == MODE_INJECT ? "" : "\n");
     if (g_mode == MODE_INJECT)
         printf("; %llu injections armed\n", (unsigned long long)injections);
+    if (nfills >= 20) {
+        double a = 0, b = 0;
+        for (int i = 0; i < 10; i++) {
+            a += fills_first[i] / 10.0;
+            b += fills_last[i] / 10.0;
+        }
+        printf("%s: complete fills: the first 10 averaged %.1f MiB, the last 10 %.1f MiB (%llu "
+               "fills)\n",
+               stress_prog, a / 1048576.0, b / 1048576.0, (unsigned long long)nfills);
+    }
     (void)live_objs;
     stress_print_schedule(&opt, LOAD(g_pos[0].c.sched_hash));
     rcgc_gc_callback_remove(gc_cb, NULL);

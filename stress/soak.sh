@@ -81,7 +81,8 @@ summary="$OUT/soak_summary.md"
     echo "# Soak: $(date -u '+%Y-%m-%d %H:%M UTC'), $machine, config $CONFIG"
     echo
     echo "$per s a program, --threads=$THREADS${SEED:+, --seed=$SEED}; growth allowed:" \
-         "second half's peak net RSS <= first half's * (1 + $GROWTH_PCT%) + $GROWTH_MIB MiB."
+         "second half's peak overhead (RSS - harness records - heap in use) <= first half's" \
+         "* (1 + $GROWTH_PCT%) + $GROWTH_MIB MiB."
     echo
     echo "| program | seconds | seed | exit | result | samples | RSS peak 1st / 2nd half (MiB) | harness at end (MiB) | overhead peak 1st / 2nd half (MiB) | overhead slope 2nd half (MiB/min) | growth check |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
@@ -137,7 +138,12 @@ for p in "${progs[@]}"; do
     status=0
     wait "$pid" || status=$?
     result=$(grep -E "^$p: (PASS|FAIL)" "$log" | tail -1 | sed "s/^$p: //" || true)
+    # The seed: from the PASS/FAIL line, else from the first line (a run
+    # stopped by a fatal error has no last line).
     seed=$(sed -n 's/.*(seed \([0-9]*\))$/\1/p' <<<"$result")
+    [ -z "$seed" ] && seed=$(head -1 "$log" | sed -n 's/.*seed \([0-9][0-9]*\).*/\1/p')
+    [ -z "$result" ] && result=$(grep -m1 -E "fatal error|ERROR: [A-Za-z]*Sanitizer" "$log" |
+                                 cut -c1-120 | tr '|' '/' || true)
     # Growth: peaks of the two halves, slope of the second half.
     read -r n rss1 rss2 net1 net2 slope hend verdict < <(awk -F, -v pct="$GROWTH_PCT" \
         -v mib="$GROWTH_MIB" 'NR > 1 { t[++n] = $1; r[n] = $2; h[n] = $3; v[n] = $6 }
