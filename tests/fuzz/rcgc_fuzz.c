@@ -1190,6 +1190,16 @@ static void op_errors(void) {
     CHECK(rcgc_gc_callback_remove(dummy_gc_callback, NULL) == ENOENT, "rcgc_gc_callback_remove: not ENOENT");
     CHECK(rcgc_gc_callback_add(dummy_gc_callback, &ncoll) == 0, "rcgc_gc_callback_add failed");
     CHECK(rcgc_gc_callback_remove(dummy_gc_callback, &ncoll) == 0, "rcgc_gc_callback_remove failed");
+    /* Tracked allocations minus deaths since the last collection, clamped
+     * at 0 and buffered per thread: at most the allocations. */
+    size_t young = 0;
+    for (uint32_t i = 1; i <= nobjs; i++)
+        if (tracked_type(M[i].type) && M[i].born == ncoll)
+            young++;
+    CHECK(rcgc_gc_get_count() <= young, "rcgc_gc_get_count %zu, but only %zu tracked allocations since the "
+          "last collection", rcgc_gc_get_count(), young);
+    CHECK(rcgc_gc_get_debug() == (saveall ? RCGC_GC_DEBUG_SAVEALL : 0u), "rcgc_gc_get_debug %#x",
+          rcgc_gc_get_debug());
     rcgc_free(NULL);
     rcgc_weakref_free(NULL);
     rcgc_xincref(NULL);
