@@ -6,15 +6,17 @@
  *
  * The program. One header byte picks the runtime's configuration (one or
  * two collector workers, the automatic-collection threshold, whether
- * automatic collections start on); then each operation is an opcode byte
- * and its operand bytes (a missing byte reads as 0). Operations work on a
- * table of 64 object slots (strong references), 32 weak-reference slots,
- * 16 raw blocks and a list of objects that finalizers resurrected:
- * new, burst (chains and rings of up to 256 objects), set a field, load a
- * field, drop, dup, incref/decref, collect, collect_young, freeze,
- * unfreeze, weakref new/get/free (callbacks that may free their weak
+ * automatic collections start on, purge); then each operation is an
+ * opcode byte (modulo 32) and its operand bytes (a missing byte reads as
+ * 0). Operations work on a table of 64 object slots (strong references),
+ * 64 weak-reference slots, 16 raw blocks and a list of objects that
+ * finalizers resurrected: new, burst (chains and rings of up to 256
+ * objects), set a field, load a field, drop, dup, incref/decref, collect,
+ * collect_young, freeze, unfreeze, weakref new/fill/get/free (callbacks
+ * that may free their weak reference, collect, or get every weak
  * reference), rcgc_load_ref, gc enable/disable, thresholds, save-all,
- * get/clear garbage, immortalize, rcgc_malloc/calloc/free, and spawn: a
+ * get/clear garbage, immortalize, rcgc_malloc/calloc/free, error returns,
+ * introspection checks, and spawn: a
  * thread attaches, runs a sub-program on its own 16 slots holding
  * references the main thread handed over, then drops them or hands them
  * back, detaches (or exits attached); the main thread joins it inside a
@@ -1167,6 +1169,7 @@ static const char *const op_names[NOPS] = {
     "set_mode", "res_take", "saveall", "garbage", "safepoint", "set_field_of_field", "errors",
     "weak_fill",
 };
+_Static_assert(sizeof op_names / sizeof op_names[0] == NOPS, "a name per operation");
 
 static const size_t thresholds[] = {0, 1, 2, 5, 10, 64, 100, 2000};
 
