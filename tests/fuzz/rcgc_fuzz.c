@@ -1162,7 +1162,7 @@ enum {
     OPCODES = 32
 };
 _Static_assert(NOPS <= OPCODES, "opcodes");
-static const char *const op_names[NOPS] = {
+static const char *const op_names[] = {
     "new", "burst", "set", "load", "drop", "dup", "incdec", "collect",
     "collect_young", "freeze", "unfreeze", "weak_new", "weak_get", "weak_free", "load_ref",
     "gc_toggle", "threshold", "malloc", "free", "spawn", "check", "immortalize",
