@@ -167,6 +167,14 @@ SEEDS = {
                           spawn([0, 1], 0x08, ("drop", 0), ("drop", 1), ("collect",),
                                 ("res_take", 0, 3)),
                           ("check", 0), ("collect",)),
+    # The thread takes a main-thread object's count to 0 (it waits in the
+    # main thread's merge queue), then collects: the first pause merges it
+    # and frees it once the world runs.
+    "spawn-queued-collect": prog(HDR_NOAUTO, ("new", NODE, 0, 0), ("new", FIN, 1, 0),
+                                 ("set", 0, 0, 1), ("drop", 1),
+                                 spawn([0], 0x01, ("set", 0, 0, NULL), ("errors",),
+                                       ("collect_young",)),
+                                 ("errors",), ("check", 0)),
     "spawn-weak": prog(HDR_NOAUTO, ("new", NODE, 0, 0), ("weak_new", 0, 0, 1),
                        spawn([0], 0x80, ("weak_get", 0, 2), ("drop", 0), ("weak_get", 0, 3)),
                        ("drop", 0), ("weak_get", 0, 0x90)),

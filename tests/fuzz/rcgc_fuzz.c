@@ -6,15 +6,17 @@
  *
  * The program. One header byte picks the runtime's configuration (one or
  * two collector workers, the automatic-collection threshold, whether
- * automatic collections start on); then each operation is an opcode byte
- * and its operand bytes (a missing byte reads as 0). Operations work on a
- * table of 64 object slots (strong references), 32 weak-reference slots,
- * 16 raw blocks and a list of objects that finalizers resurrected:
- * new, burst (chains and rings of up to 256 objects), set a field, load a
- * field, drop, dup, incref/decref, collect, collect_young, freeze,
- * unfreeze, weakref new/get/free (callbacks that may free their weak
+ * automatic collections start on, purge); then each operation is an
+ * opcode byte (modulo 32) and its operand bytes (a missing byte reads as
+ * 0). Operations work on a table of 64 object slots (strong references),
+ * 64 weak-reference slots, 16 raw blocks and a list of objects that
+ * finalizers resurrected: new, burst (chains and rings of up to 256
+ * objects), set a field, load a field, drop, dup, incref/decref, collect,
+ * collect_young, freeze, unfreeze, weakref new/fill/get/free (callbacks
+ * that may free their weak reference, collect, or get every weak
  * reference), rcgc_load_ref, gc enable/disable, thresholds, save-all,
- * get/clear garbage, immortalize, rcgc_malloc/calloc/free, and spawn: a
+ * get/clear garbage, immortalize, rcgc_malloc/calloc/free, error returns,
+ * introspection checks, and spawn: a
  * thread attaches, runs a sub-program on its own 16 slots holding
  * references the main thread handed over, then drops them or hands them
  * back, detaches (or exits attached); the main thread joins it inside a
@@ -1160,13 +1162,14 @@ enum {
     OPCODES = 32
 };
 _Static_assert(NOPS <= OPCODES, "opcodes");
-static const char *const op_names[NOPS] = {
+static const char *const op_names[] = {
     "new", "burst", "set", "load", "drop", "dup", "incdec", "collect",
     "collect_young", "freeze", "unfreeze", "weak_new", "weak_get", "weak_free", "load_ref",
     "gc_toggle", "threshold", "malloc", "free", "spawn", "check", "immortalize",
     "set_mode", "res_take", "saveall", "garbage", "safepoint", "set_field_of_field", "errors",
     "weak_fill",
 };
+_Static_assert(sizeof op_names / sizeof op_names[0] == NOPS, "a name per operation");
 
 static const size_t thresholds[] = {0, 1, 2, 5, 10, 64, 100, 2000};
 
@@ -1190,6 +1193,16 @@ static void op_errors(void) {
     CHECK(rcgc_gc_callback_remove(dummy_gc_callback, NULL) == ENOENT, "rcgc_gc_callback_remove: not ENOENT");
     CHECK(rcgc_gc_callback_add(dummy_gc_callback, &ncoll) == 0, "rcgc_gc_callback_add failed");
     CHECK(rcgc_gc_callback_remove(dummy_gc_callback, &ncoll) == 0, "rcgc_gc_callback_remove failed");
+    /* Tracked allocations minus deaths since the last collection, clamped
+     * at 0 and buffered per thread: at most the allocations. */
+    size_t young = 0;
+    for (uint32_t i = 1; i <= nobjs; i++)
+        if (tracked_type(M[i].type) && M[i].born == ncoll)
+            young++;
+    CHECK(rcgc_gc_get_count() <= young, "rcgc_gc_get_count %zu, but only %zu tracked allocations since the "
+          "last collection", rcgc_gc_get_count(), young);
+    CHECK(rcgc_gc_get_debug() == (saveall ? RCGC_GC_DEBUG_SAVEALL : 0u), "rcgc_gc_get_debug %#x",
+          rcgc_gc_get_debug());
     rcgc_free(NULL);
     rcgc_weakref_free(NULL);
     rcgc_xincref(NULL);

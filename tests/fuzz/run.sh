@@ -133,7 +133,8 @@ if ! run_fuzzer -runs=0 -timeout="$FUZZ_TIMEOUT" -artifact_prefix="$FUZZ_ARTIFAC
     report_failure
     exit 1
 fi
-grep -E '^#[0-9]+ +(INITED|DONE)' "$log" | tail -1
+# libFuzzer separates the count from the event with a tab.
+echo "fuzz: replayed: $(grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" | tail -1)"
 
 if [ "$FUZZ_SECONDS" -le 0 ]; then
     echo "fuzz: replay only (FUZZ_SECONDS=0): $n inputs agreed with the model"
