@@ -12,9 +12,10 @@
  * none. Objects carry a header bit (RCGC_GC_TRACED) that death already
  * tests alongside the weak-reference and frozen bits. Raw blocks have no
  * header, so rcgc_free tests a global count of traced raw blocks, and then
- * a counting filter indexed by the address hash (raw_filter below): a zero
- * there proves the block has no record without taking a lock, which keeps
- * rcgc_free cheap while sampling leaves a few raw records alive.
+ * a counting filter indexed by the address hash (rcgc__trace_raw_filter
+ * below): a zero there proves the block has no record without taking a
+ * lock, which keeps rcgc_free cheap while sampling leaves a few raw
+ * records alive.
  *
  * Sampling follows tcmalloc's heap profiler: each thread counts allocated
  * bytes down from a gap drawn from an exponential distribution with mean
@@ -94,7 +95,6 @@ static stack_stripe stacks[STACK_STRIPES];
  * stripe is a function of the slot: record_stripe_of), and read relaxed by
  * rcgc_free without it. */
 uint32_t rcgc__trace_raw_filter[RAW_FILTER_SIZE];
-#define raw_filter rcgc__trace_raw_filter
 
 /* Written under the write lock, read under the read lock. */
 static int trace_nframes;
@@ -136,6 +136,13 @@ static inline uint64_t ptr_hash(uintptr_t p) {
 static inline size_t filter_index(uint64_t h) { return (size_t)(h >> 48); }
 static inline record_stripe *record_stripe_of(uint64_t h) {
     return &records[filter_index(h) % RECORD_STRIPES];
+}
+
+/* Count a traced raw block in or out of its filter slot (its record
+ * stripe's lock held: the only writer; readers load it relaxed). */
+static void filter_add(uint64_t h, int delta) {
+    uint32_t *slot = &rcgc__trace_raw_filter[filter_index(h)];
+    __atomic_store_n(slot, __atomic_load_n(slot, __ATOMIC_RELAXED) + (uint32_t)delta, __ATOMIC_RELAXED);
 }
 
 static void overhead_add(ptrdiff_t n) {
@@ -258,9 +265,7 @@ static record *record_unlink(record_stripe *rs, uint64_t h, uintptr_t p) {
 /* Forget record r (unlinked, stripe lock held). */
 static void record_drop(record *r, uint64_t h) {
     if (!r->type) {
-        __atomic_store_n(&raw_filter[filter_index(h)],
-                         __atomic_load_n(&raw_filter[filter_index(h)], __ATOMIC_RELAXED) - 1,
-                         __ATOMIC_RELAXED);
+        filter_add(h, -1);
         __atomic_fetch_sub(&rcgc__trace_raw_live, 1, __ATOMIC_RELAXED);
     }
     totals_sub(r->est_bytes);
@@ -303,9 +308,7 @@ static void record_insert(void *p, size_t bytes, const rcgc_type *t, const stack
     rs->buckets[j] = r;
     rs->n++;
     if (!t) {
-        __atomic_store_n(&raw_filter[filter_index(h)],
-                         __atomic_load_n(&raw_filter[filter_index(h)], __ATOMIC_RELAXED) + 1,
-                         __ATOMIC_RELAXED);
+        filter_add(h, 1);
         __atomic_fetch_add(&rcgc__trace_raw_live, 1, __ATOMIC_RELAXED);
     }
     totals_add(r->est_bytes);
@@ -349,7 +352,7 @@ static void tables_clear(void) {
     }
     /* rcgc_free reads the filter without the lock: atomic stores. */
     for (size_t i = 0; i < RAW_FILTER_SIZE; i++)
-        __atomic_store_n(&raw_filter[i], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&rcgc__trace_raw_filter[i], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&rcgc__trace_raw_live, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&traced_current, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&traced_peak, 0, __ATOMIC_RELAXED);
