@@ -32,7 +32,8 @@ extern "C" {
  * its default (or the RCGC_<NAME> environment variable, read once by
  * rcgc_init). See docs/CONFIG.md for the table of options. */
 typedef struct rcgc_config {
-    int purge;          /* 0: default (RCGC_PURGE, else on); 1: return empty pages' memory to the OS at once; -1: keep it */
+    int purge;          /* 0: default (RCGC_PURGE, else on); 1: return empty pages' memory to the OS
+                           (after purge_delay_ms); -1: keep it */
     int arena_cache;    /* 0: default (RCGC_ARENA_CACHE, else 1); n > 0: empty arenas kept reserved; -1: none */
     int gc_workers;     /* 0: default (RCGC_GC_WORKERS, else the number of CPUs); n > 0: collector threads */
     int gc_threshold;   /* 0: default (RCGC_GC_THRESHOLD, else 2000); n > 0: see rcgc_gc_set_threshold; -1: automatic collection off */
@@ -44,6 +45,8 @@ typedef struct rcgc_config {
     const char *profile;        /* NULL: default (RCGC_PROFILE, else off); CSV file of the usage sampler */
     int profile_interval_ms;    /* 0: default (RCGC_PROFILE_INTERVAL, else 100): sampler period */
     const char *debug;  /* NULL: default (RCGC_DEBUG, else none); comma-separated: stats, leaks, saveall */
+    int purge_delay_ms; /* 0: default (RCGC_PURGE_DELAY_MS, else 10); n > 0: an empty page's memory goes
+                           to the OS n ms after it empties; -1: at once */
 } rcgc_config;
 
 int   rcgc_init(const rcgc_config *cfg);   /* NULL: defaults + RCGC_* env; attaches caller; 0 or errno */

@@ -16,12 +16,29 @@
  * bitmap `owned` tells which 64 MiB regions are arenas at all.
  *
  * Memory returns to the OS in two steps: a span given back is purged
- * (MADV_DONTNEED) so RSS falls at once; an arena with no spans left is
- * unmapped, except for RCGC_ARENA_CACHE of them kept for reuse.
+ * (MADV_DONTNEED), and an arena with no spans left is unmapped, except for
+ * RCGC_ARENA_CACHE of them kept for reuse.
+ *
+ * Delayed purge (mimalloc's purge delay). A span given back is not purged
+ * at once: its slices keep their memory and get a deadline, now +
+ * RCGC_PURGE_DELAY_MS. A span taken again before its deadline costs no
+ * system call and no page faults (a heap whose page empties and refills a
+ * moment later: binary-trees, or any steady churn, paid a madvise, 16 page
+ * faults and the kernel's zeroing for each page; see docs/BENCHMARKS.md).
+ * Slices past their deadline are purged in batches, adjacent slices with
+ * one madvise, by whoever next takes the arena lock after the earliest
+ * deadline (a span given back or taken) and by a purger thread that sleeps
+ * until that deadline. The purger is what returns the memory of a process
+ * whose threads all went idle: it is not attached (a pause never waits for
+ * it) and touches nothing but the arenas, under the arena lock. It starts
+ * with the first delayed purge; if it cannot be created, purges happen at
+ * once as with a delay of 0. rcgc_heap_collect purges every pending slice.
  */
 #include <errno.h>
 #include <stddef.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "arena.h"
 #include "os.h"
@@ -49,6 +66,27 @@ _Atomic uint64_t rcgc__arena_bitmap[RCGC_ARENA_BITMAP_WORDS];
  * the committed-bytes statistic. Parallel to slice_bits; arena_lock. */
 typedef struct { uint64_t bits[RCGC_ARENA_SLICES / 64]; } dirty_map;
 
+/* Delayed purge: per slice, the CLOCK_MONOTONIC time (ns) after which a
+ * free, dirty slice is purged; 0 for a slice with no purge pending. Beside
+ * the dirty map in the metadata slices; arena_lock. */
+typedef struct {
+    uint64_t deadline[RCGC_ARENA_SLICES];
+    uint32_t pending;           /* slices with a deadline */
+} purge_map;
+
+/* Pending purges over every arena (arena_lock). */
+static size_t purge_pending;        /* slices with a deadline */
+static uint64_t purge_next = UINT64_MAX; /* earliest deadline (ns) */
+
+/* The purger thread (purge_lock orders its start; it waits on purge_cond
+ * with arena_lock held). */
+static pthread_cond_t purge_cond;
+static bool purger_started;         /* arena_lock */
+static bool purger_quit;            /* rcgc_shutdown stops it (arena_lock) */
+static bool purger_failed;          /* could not be created: purge at once (arena_lock) */
+static pthread_t purger_thread;
+static pthread_once_t purge_once = PTHREAD_ONCE_INIT;
+
 static void owned_set(rcgc_arena *a, bool on) {
     uintptr_t i = (uintptr_t)a >> RCGC_ARENA_SHIFT;
     if (i / 64 >= OWNED_WORDS)
@@ -72,8 +110,18 @@ static void desc_set(rcgc_page *pg, uint8_t kind, uint32_t offset) {
 static dirty_map *dirty_of(rcgc_arena *a) {
     return (dirty_map *)((uint8_t *)a + sizeof(rcgc_arena));
 }
+static purge_map *purge_of(rcgc_arena *a) {
+    return (purge_map *)((uint8_t *)a + sizeof(rcgc_arena) + sizeof(dirty_map));
+}
 #define ARENA_META_SLICES \
-    ((sizeof(rcgc_arena) + sizeof(dirty_map) + RCGC_SLICE_SIZE - 1) / RCGC_SLICE_SIZE)
+    ((sizeof(rcgc_arena) + sizeof(dirty_map) + sizeof(purge_map) + RCGC_SLICE_SIZE - 1) / \
+     RCGC_SLICE_SIZE)
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static inline bool bit_get(const uint64_t *w, uint32_t i) { return (w[i / 64] >> (i % 64)) & 1; }
 static inline void bit_put(uint64_t *w, uint32_t i, bool v) {
@@ -129,6 +177,7 @@ static void arena_release(rcgc_arena *a) {
     for (uint32_t w = 0; w < RCGC_ARENA_SLICES / 64; w++)
         committed += (size_t)__builtin_popcountll(d->bits[w]) * RCGC_SLICE_SIZE;
     size_t size = a->size;
+    uint32_t pending = purge_of(a)->pending;
     owned_set(a, false);
     arena_unlink(a);
     if (rcgc__os_release(a, size) != 0) {
@@ -141,6 +190,7 @@ static void arena_release(rcgc_arena *a) {
         owned_set(a, true);
         return;
     }
+    purge_pending -= pending;   /* the unmap purged them */
     n_arenas--;
     reserved_bytes -= size;
     committed_bytes -= committed;
@@ -149,6 +199,8 @@ static void arena_release(rcgc_arena *a) {
 /* ------------------------------------------------------------------------
  * Spans
  * ------------------------------------------------------------------------ */
+
+static void purge_due(void);    /* purging, below */
 
 /* First run of n free slices in a, or -1. */
 static int32_t find_free_run(rcgc_arena *a, uint32_t n) {
@@ -176,6 +228,7 @@ typedef struct {
 
 static rcgc_page *span_take(rcgc_arena *a, uint32_t first, uint32_t n, const span_desc *sd) {
     dirty_map *d = dirty_of(a);
+    purge_map *pm = purge_of(a);
     /* Huge spans run past the arena's descriptors: describe the slices in
      * its first 64 MiB, so pointer -> page works there as everywhere. */
     uint32_t described = a->is_huge ? (n < RCGC_ARENA_SLICES - first ? n : RCGC_ARENA_SLICES - first) : n;
@@ -186,6 +239,12 @@ static rcgc_page *span_take(rcgc_arena *a, uint32_t first, uint32_t n, const spa
             if (!bit_get(d->bits, s)) {
                 bit_put(d->bits, s, true);
                 committed_bytes += RCGC_SLICE_SIZE;
+            }
+            /* Taken again before its purge: the point of the delay. */
+            if (pm->deadline[s]) {
+                pm->deadline[s] = 0;
+                pm->pending--;
+                purge_pending--;
             }
         }
     }
@@ -233,6 +292,7 @@ rcgc_page *rcgc__arena_alloc_span(uint32_t nslices, uint8_t kind, uint8_t tag, u
     span_desc sd = {kind, tag, size_class, block_size};
     pthread_mutex_lock(&arena_lock);
     rcgc_page *pg = alloc_span_locked(nslices, &sd);
+    purge_due();
     pthread_mutex_unlock(&arena_lock);
     if (!pg)
         errno = ENOMEM;
@@ -304,6 +364,185 @@ static size_t empty_arenas_locked(void) {
     return n;
 }
 
+/* ------------------------------------------------------------------------
+ * Purging (arena_lock held throughout)
+ * ------------------------------------------------------------------------ */
+
+/* Purge slices [first, first + n) of a now, one madvise; they stop being
+ * dirty (committed) if the OS agreed. */
+static void purge_run(rcgc_arena *a, uint32_t first, uint32_t n) {
+    if (rcgc__os_purge((uint8_t *)a + (size_t)first * RCGC_SLICE_SIZE, (size_t)n * RCGC_SLICE_SIZE) != 0)
+        return;     /* the memory stays committed, and counted so */
+    dirty_map *d = dirty_of(a);
+    for (uint32_t i = first; i < first + n; i++) {
+        if (bit_get(d->bits, i)) {
+            bit_put(d->bits, i, false);
+            committed_bytes -= RCGC_SLICE_SIZE;
+        }
+    }
+}
+
+/* Give slices [first, first + n) of a a purge deadline. */
+static void purge_defer(rcgc_arena *a, uint32_t first, uint32_t n, uint64_t deadline) {
+    purge_map *pm = purge_of(a);
+    for (uint32_t i = first; i < first + n; i++) {
+        if (!pm->deadline[i]) {
+            pm->pending++;
+            purge_pending++;
+        }
+        pm->deadline[i] = deadline;
+    }
+    if (deadline < purge_next) {
+        purge_next = deadline;
+        pthread_cond_signal(&purge_cond);   /* the purger sleeps until the old, later one */
+    }
+}
+
+/* Purge the free slices whose deadline is at most `now` (every pending one
+ * if now is UINT64_MAX), adjacent ones with one call; recompute the next
+ * deadline. */
+static void purge_expired(uint64_t now) {
+    uint64_t next = UINT64_MAX;
+    for (rcgc_arena *a = arena_list; a; a = a->next) {
+        purge_map *pm = purge_of(a);
+        if (a->is_huge || pm->pending == 0)
+            continue;
+        uint32_t run = 0;
+        for (uint32_t i = a->meta_slices; i <= a->nslices; i++) {
+            bool due = false;
+            if (i < a->nslices && pm->deadline[i]) {
+                if (pm->deadline[i] <= now) {
+                    due = true;
+                    pm->deadline[i] = 0;
+                    pm->pending--;
+                    purge_pending--;
+                } else if (pm->deadline[i] < next) {
+                    next = pm->deadline[i];
+                }
+            }
+            if (due) {
+                run++;
+            } else if (run) {
+                purge_run(a, i - run, run);
+                run = 0;
+            }
+        }
+    }
+    purge_next = purge_pending ? next : UINT64_MAX;
+}
+
+/* Purge what is due, if anything is (cheap when nothing is). */
+static void purge_due(void) {
+    if (rcgc_unlikely(purge_pending != 0) && mono_ns() >= purge_next)
+        purge_expired(mono_ns());
+}
+
+/* The purger: sleeps until the earliest deadline, purges, repeats. Never
+ * attached; holds arena_lock except while it waits. */
+static void *purger_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&arena_lock);
+    while (!purger_quit) {
+        if (purge_pending == 0) {
+            pthread_cond_wait(&purge_cond, &arena_lock);
+            continue;
+        }
+        uint64_t now = mono_ns();
+        if (now < purge_next) {
+            uint64_t t = purge_next;
+            struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
+            pthread_cond_timedwait(&purge_cond, &arena_lock, &ts);
+            continue;
+        }
+        purge_expired(now);
+    }
+    pthread_mutex_unlock(&arena_lock);
+    return NULL;
+}
+
+static void purge_init_once(void) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&purge_cond, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* Start the purger if it is not running; false if it cannot run (then
+ * purges happen at once). */
+static bool purger_ensure(void) {
+    if (rcgc_likely(purger_started))
+        return true;
+    if (purger_failed)
+        return false;
+    pthread_once(&purge_once, purge_init_once);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 << 10);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* it takes no signals */
+    int err = rcgc__os_thread_create(&purger_thread, &attr, purger_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (err) {
+        /* Not fatal: purge at once from now on (fault_walk_test fails this
+         * site on purpose). A later rcgc_init tries again. */
+        purger_failed = true;
+        return false;
+    }
+    pthread_setname_np(purger_thread, "rcgc-purge");
+    purger_started = true;
+    return true;
+}
+
+/* rcgc_shutdown: the purger ends (the next rcgc_init starts a new one
+ * when it is needed). */
+static void purger_stop(void) {
+    pthread_mutex_lock(&arena_lock);
+    bool started = purger_started;
+    purger_quit = true;
+    if (started)
+        pthread_cond_signal(&purge_cond);
+    pthread_mutex_unlock(&arena_lock);
+    if (started)
+        pthread_join(purger_thread, NULL);
+    pthread_mutex_lock(&arena_lock);
+    purger_started = false;
+    purger_quit = false;
+    pthread_mutex_unlock(&arena_lock);
+}
+
+/* fork() while another thread (the purger, an allocating thread) holds
+ * arena_lock would leave the child's lock held forever: the forking thread
+ * takes it first. The child has no purger; its pending purges are done by
+ * the next span given back or taken, which also starts a new purger. */
+static void arena_before_fork(void) { pthread_mutex_lock(&arena_lock); }
+static void arena_after_fork_parent(void) { pthread_mutex_unlock(&arena_lock); }
+static void arena_after_fork_child(void) {
+    purger_started = false;
+    purger_failed = false;
+    pthread_mutex_unlock(&arena_lock);
+}
+static void arena_register_atfork(void) {
+    pthread_atfork(arena_before_fork, arena_after_fork_parent, arena_after_fork_child);
+}
+
+void rcgc__arena_init(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, arena_register_atfork);
+    pthread_mutex_lock(&arena_lock);
+    purger_failed = false;      /* a purger that could not start is tried again */
+    pthread_mutex_unlock(&arena_lock);
+}
+
+void rcgc__arena_purge_all(void) {
+    pthread_mutex_lock(&arena_lock);
+    if (purge_pending)
+        purge_expired(UINT64_MAX);
+    pthread_mutex_unlock(&arena_lock);
+}
+
 void rcgc__arena_free_span(rcgc_page *pg) {
     rcgc_arena *a = rcgc__arena_of(pg);
     uint32_t first = (uint32_t)(pg - a->page);
@@ -356,21 +595,18 @@ void rcgc__arena_free_span(rcgc_page *pg) {
         bit_put(a->slice_bits, first + i, false);
     }
     a->slices_used -= n;
-    if (rcgc__option(RCGC_OPT_PURGE) &&
-        rcgc__os_purge((uint8_t *)a + (size_t)first * RCGC_SLICE_SIZE,
-                       (size_t)n * RCGC_SLICE_SIZE) == 0) {
-        dirty_map *d = dirty_of(a);
-        for (uint32_t i = 0; i < n; i++) {
-            if (bit_get(d->bits, first + i)) {
-                bit_put(d->bits, first + i, false);
-                committed_bytes -= RCGC_SLICE_SIZE;
-            }
-        }
+    if (rcgc__option(RCGC_OPT_PURGE)) {
+        long delay_ms = rcgc__option(RCGC_OPT_PURGE_DELAY_MS);
+        if (delay_ms > 0 && purger_ensure())
+            purge_defer(a, first, n, mono_ns() + (uint64_t)delay_ms * 1000000u);
+        else
+            purge_run(a, first, n);
     }
     if (a->slices_used == 0 && empty_arenas_locked() > (size_t)rcgc__option(RCGC_OPT_ARENA_CACHE))
         arena_release(a);
     if (rcgc_unlikely(huge_unmap_pending))
         retry_huge_unmaps();
+    purge_due();
     pthread_mutex_unlock(&arena_lock);
 }
 
@@ -432,6 +668,8 @@ static void keep_emptied(rcgc_arena *a) {
             bit_put(a->slice_bits, i, false);
     }
     a->slices_used = 0;
+    if (!a->is_huge)
+        memset(purge_of(a), 0, sizeof(purge_map));
     size_t committed = a->size;
     if (!a->is_huge) {
         committed = (size_t)a->meta_slices * RCGC_SLICE_SIZE;
@@ -453,6 +691,7 @@ static void keep_emptied(rcgc_arena *a) {
 }
 
 void rcgc__arena_release_all(void) {
+    purger_stop();
     pthread_mutex_lock(&arena_lock);
     rcgc_arena *kept = NULL;
     while (arena_list) {
@@ -469,6 +708,8 @@ void rcgc__arena_release_all(void) {
     reserved_bytes = 0;
     committed_bytes = 0;
     huge_unmap_pending = false;
+    purge_pending = 0;
+    purge_next = UINT64_MAX;
     while (kept) {
         rcgc_arena *a = kept;
         kept = a->next;

@@ -131,8 +131,14 @@ rcgc_page *rcgc__arena_alloc_span(uint32_t nslices, uint8_t kind, uint8_t tag, u
                                   uint32_t block_size);
 /* A span for one block of `size` bytes (large and huge), used = 1. */
 rcgc_page *rcgc__arena_alloc_large(size_t size, uint8_t tag);
-/* Give a span back (purged when RCGC_PURGE); empty arenas go to the OS. */
+/* Give a span back: purged RCGC_PURGE_DELAY_MS later (at once with 0; never
+ * without RCGC_PURGE); empty arenas go to the OS. */
 void rcgc__arena_free_span(rcgc_page *pg);
+/* Purge every span given back whose purge is still pending (rcgc_heap_collect). */
+void rcgc__arena_purge_all(void);
+/* rcgc_init: fork handlers (once), and a purger that failed to start may
+ * be tried again. */
+void rcgc__arena_init(void);
 /* 1 if p points into the used part of a live arena's span. Lock-free. */
 int  rcgc__arena_owns(const void *p);
 

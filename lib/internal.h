@@ -93,6 +93,7 @@ void rcgc__fatal(const char *file, int line, const char *func, const char *fmt, 
  * ------------------------------------------------------------------------ */
 typedef enum {
     RCGC_OPT_PURGE,           /* madvise(DONTNEED) spans that go back to an arena */
+    RCGC_OPT_PURGE_DELAY_MS,  /* ... this long after they went back (0: at once) */
     RCGC_OPT_ARENA_CACHE,     /* empty arenas kept reserved instead of unmapped */
     RCGC_OPT_FAULT_OS_NTH,    /* testing: the Nth OS memory call fails (0: never) */
     RCGC_OPT_WATCHDOG_MS,     /* a pause waiting this long for one thread names it (0: off) */

@@ -87,4 +87,5 @@ int rcgc_owns(const void *p) {
 void rcgc_heap_collect(void) {
     rcgc_thread *t = rcgc__thread_require("rcgc_heap_collect");
     rcgc__heap_collect(&t->heap);
+    rcgc__arena_purge_all();
 }

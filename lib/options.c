@@ -18,7 +18,11 @@ typedef struct {
 
 static const option_desc table[RCGC_OPT_COUNT] = {
     [RCGC_OPT_PURGE]        = {"RCGC_PURGE", 1, 0, 1,
-                               "give the memory of empty pages back to the OS at once (madvise)"},
+                               "give the memory of empty pages back to the OS (madvise), "
+                               "RCGC_PURGE_DELAY_MS after they empty"},
+    [RCGC_OPT_PURGE_DELAY_MS] = {"RCGC_PURGE_DELAY_MS", 10, 0, 3600000,
+                               "milliseconds an empty page keeps its memory before it is purged, "
+                               "so that a page reused meanwhile costs no system call (0: at once)"},
     [RCGC_OPT_ARENA_CACHE]  = {"RCGC_ARENA_CACHE", 1, 0, 1024,
                                "empty 64 MiB arenas kept reserved for reuse instead of unmapped"},
     [RCGC_OPT_FAULT_OS_NTH] = {"RCGC_FAULT_OS_NTH", 0, 0, 1L << 40,
@@ -89,6 +93,7 @@ void rcgc__options_load(const rcgc_config *cfg) {
         __atomic_store_n(&values[i], from_env(&table[i]), __ATOMIC_RELAXED);
     if (cfg) {
         from_config(RCGC_OPT_PURGE, cfg->purge);
+        from_config(RCGC_OPT_PURGE_DELAY_MS, cfg->purge_delay_ms);
         from_config(RCGC_OPT_ARENA_CACHE, cfg->arena_cache);
         from_config(RCGC_OPT_GC_WORKERS, cfg->gc_workers);
         from_config(RCGC_OPT_GC_THRESHOLD, cfg->gc_threshold);

@@ -141,6 +141,7 @@ int rcgc_init(const rcgc_config *cfg) {
         return EBUSY;
     }
     rcgc__options_load(cfg);
+    rcgc__arena_init();
     rcgc__gc_init();
     long nth = rcgc__option(RCGC_OPT_FAULT_OS_NTH);
     if (nth > 0)

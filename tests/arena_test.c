@@ -10,12 +10,17 @@
 
 #define SLICE RCGC_SLICE_SIZE
 
-static int init_with(int purge, int arena_cache) {
+/* purge_delay_ms: 0 the default, -1 at once, n ms. */
+static int init_delay(int purge, int arena_cache, int purge_delay_ms) {
     unsetenv("RCGC_PURGE");
     unsetenv("RCGC_ARENA_CACHE");
-    rcgc_config cfg = {.purge = purge, .arena_cache = arena_cache};
+    unsetenv("RCGC_PURGE_DELAY_MS");
+    rcgc_config cfg = {.purge = purge, .arena_cache = arena_cache, .purge_delay_ms = purge_delay_ms};
     return rcgc_init(&cfg);
 }
+
+/* Most tests check what a purge does: they purge at once. */
+static int init_with(int purge, int arena_cache) { return init_delay(purge, arena_cache, -1); }
 
 static int setup_default(void **state) {
     (void)state;
@@ -458,6 +463,124 @@ static void test_rss_returns(void **state) {
                  total);
 }
 
+/* ------------------------------------------------------------------------
+ * Delayed purge
+ * ------------------------------------------------------------------------ */
+
+static void sleep_blocking_ms(unsigned ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    rcgc_blocking_begin();      /* an idle thread, as a pause expects it */
+    nanosleep(&ts, NULL);
+    rcgc_blocking_end();
+}
+
+/* A span given back keeps its memory until the delay has passed: taken
+ * again meanwhile, it still holds what it held (no purge, no fault), and
+ * the committed bytes do not fall. Given back and left alone, the purger
+ * thread purges it within twice the delay although no thread touches the
+ * heap. */
+static void test_delayed_purge(void **state) {
+    TEST_BEGIN(state);
+    rcgc_shutdown();
+    const unsigned delay = 100;
+    assert_int_equal(init_delay(0, 0, (int)delay), 0);
+    rcgc_page *keep = span(1, RCGC_PAGE_SMALL, 1);   /* keeps the arena mapped */
+    rcgc_page *pg = span(4, RCGC_PAGE_LARGE, 0);
+    memset(pg->start, 0x5a, 4 * SLICE);
+    uint8_t *start = pg->start;
+    size_t committed = test_stats().bytes_committed;
+    rcgc__arena_free_span(pg);
+    assert_int_equal(test_stats().bytes_committed, committed);     /* not purged yet */
+    pg = span(4, RCGC_PAGE_LARGE, 0);
+    assert_ptr_equal(pg->start, start);
+    /* Taken again before its deadline: the old contents, so no purge ran
+     * (a purged page reads as zero). A purge due meanwhile only under a
+     * very slow machine: the delay is 100 ms. */
+    assert_int_equal(start[0], 0x5a);
+    assert_int_equal(start[4 * SLICE - 1], 0x5a);
+    rcgc__arena_free_span(pg);
+    uint64_t t0 = test_now_ns();
+    size_t after = committed;
+    while (test_now_ns() - t0 < 2ull * delay * 1000000u) {
+        sleep_blocking_ms(10);
+        after = test_stats().bytes_committed;
+        if (after == committed - 4 * SLICE)
+            break;
+    }
+    if (after != committed - 4 * SLICE)
+        fail_msg("committed %zu -> %zu: the span was not purged within twice the delay (%u ms)",
+                 committed, after, delay);
+    /* Purged: it reads as zero when taken again. */
+    pg = span(4, RCGC_PAGE_LARGE, 0);
+    assert_ptr_equal(pg->start, start);
+    assert_int_equal(start[0], 0);
+    rcgc__arena_free_span(pg);
+    /* rcgc_heap_collect purges what is pending at once. */
+    pg = span(2, RCGC_PAGE_LARGE, 0);
+    memset(pg->start, 1, 2 * SLICE);
+    committed = test_stats().bytes_committed;
+    rcgc__arena_free_span(pg);
+    rcgc_heap_collect();
+    size_t collected = test_stats().bytes_committed;
+    if (collected > committed - 2 * SLICE)
+        fail_msg("committed %zu -> %zu: rcgc_heap_collect left the pending purge", committed,
+                 collected);
+    rcgc__arena_free_span(keep);
+}
+
+/* The purger thread cannot be created: purges happen at once instead,
+ * nothing is lost. */
+static void test_purger_cannot_start(void **state) {
+    TEST_BEGIN(state);
+    rcgc_shutdown();
+    assert_int_equal(init_delay(0, 0, 1000), 0);
+    rcgc_page *keep = span(1, RCGC_PAGE_SMALL, 1);
+    rcgc_page *pg = span(2, RCGC_PAGE_LARGE, 0);
+    memset(pg->start, 3, 2 * SLICE);
+    size_t committed = test_stats().bytes_committed;
+    rcgc__os_fail_nth(1);       /* the purger's pthread_create: the free's first fallible call */
+    rcgc__arena_free_span(pg);
+    rcgc__os_fail_nth(0);
+    assert_int_equal(test_stats().bytes_committed, committed - 2 * SLICE);
+    rcgc__arena_free_span(keep);
+}
+
+/* A large heap freed by its owner, which then sits idle in a blocking
+ * region: RSS falls within twice the delay. */
+static void test_rss_returns_idle_owner(void **state) {
+    TEST_BEGIN(state);
+    rcgc_shutdown();
+    const unsigned delay = 100;
+    assert_int_equal(init_delay(0, 0, (int)delay), 0);
+    enum { N = 64 * 1024 };
+    const size_t size = 512, total = (size_t)N * size;     /* 32 MiB */
+    void **blocks = malloc(N * sizeof *blocks);
+    assert_non_null(blocks);
+    size_t rss0 = test_rss_bytes();
+    for (size_t i = 0; i < N; i++) {
+        blocks[i] = rcgc_malloc(size);
+        assert_non_null(blocks[i]);
+        memset(blocks[i], 0x11, size);
+    }
+    size_t rss1 = test_rss_bytes();
+    if (rss1 < rss0 + total * 3 / 4)
+        fail_msg("RSS rose by %zu bytes only, for %zu touched", rss1 - rss0, total);
+    for (size_t i = 0; i < N; i++)
+        rcgc_free(blocks[i]);
+    free(blocks);
+    uint64_t t0 = test_now_ns();
+    size_t rss2 = rss1;
+    while (test_now_ns() - t0 < 2ull * delay * 1000000u) {
+        sleep_blocking_ms(10);
+        rss2 = test_rss_bytes();
+        if (rss1 - rss2 >= total * 3 / 4)
+            break;
+    }
+    if (rss2 > rss1 || rss1 - rss2 < total * 3 / 4)
+        fail_msg("RSS %zu -> %zu -> %zu: %zu bytes freed, too little back within %u ms (twice "
+                 "the purge delay)", rss0, rss1, rss2, total, 2 * delay);
+}
+
 int main(void) {
     test_main_init();
     const struct CMUnitTest tests[] = {
@@ -474,6 +597,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_release_failure_keeps_arena, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_huge_release_failure_retried, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_rss_returns, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_delayed_purge, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_purger_cannot_start, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_rss_returns_idle_owner, setup_default, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

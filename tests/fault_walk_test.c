@@ -629,7 +629,11 @@ static size_t live_raw_blocks(void) {
 /* Part one: purge on, no arena cache (empty arenas are unmapped at once),
  * two collector workers. */
 static void part_one(void) {
-    rcgc_config cfg = {.purge = 1, .arena_cache = -1, .gc_workers = 2, .gc_threshold = -1};
+    /* Purges at once: a timed purge would make the calls of the purge site
+     * depend on the clock (arena_test covers the delayed purge and a
+     * purger that cannot start). */
+    rcgc_config cfg = {.purge = 1, .purge_delay_ms = -1, .arena_cache = -1, .gc_workers = 2,
+                       .gc_threshold = -1};
     if (w_init(&cfg) != 0)
         return;
     if (rcgc_gc_callback_add(gc_cb, NULL) != 0)
@@ -843,7 +847,8 @@ static void part_one(void) {
 /* Part two, after a re-init: purge off, an arena cache of two, objects and
  * blocks left for rcgc_shutdown to collect and unmap. */
 static void part_two(void) {
-    rcgc_config cfg = {.purge = -1, .arena_cache = 2, .gc_workers = 2, .gc_threshold = -1};
+    rcgc_config cfg = {.purge = -1, .purge_delay_ms = -1, .arena_cache = 2, .gc_workers = 2,
+                       .gc_threshold = -1};
     if (w_init(&cfg) != 0)
         return;
     wblock b[64];
@@ -893,6 +898,24 @@ static void check_after_shutdown(const char *when) {
         w_error("after %s: %zu threads attached", when, s.threads_attached);
 }
 
+/* Part three: the delayed purge, with a delay no run outlasts (an hour),
+ * so that what the clock decides cannot change the calls: the first span
+ * given back starts the purger thread (fails: purges happen at once), and
+ * rcgc_heap_collect purges what is pending. */
+static void part_three(void) {
+    rcgc_config cfg = {.purge = 1, .purge_delay_ms = 3600000, .arena_cache = -1, .gc_workers = 1,
+                       .gc_threshold = -1};
+    if (w_init(&cfg) != 0)
+        return;
+    wblock b[32];
+    for (int i = 0; i < 32; i++)
+        w_alloc(&b[i], 20000, (uint8_t)(0x40 | i));    /* medium pages of 512 KiB */
+    for (int i = 0; i < 32; i++)
+        w_free(&b[i]);
+    rcgc_heap_collect();
+    rcgc_shutdown();
+}
+
 static void run_workload(int baseline) {
     memset(&W, 0, sizeof W);
     W.baseline = baseline;
@@ -903,6 +926,8 @@ static void run_workload(int baseline) {
     check_after_shutdown("the first shutdown");
     part_two();
     check_after_shutdown("the second shutdown");
+    part_three();
+    check_after_shutdown("the third shutdown");
     if (made != destroyed + shutdown_leaked)
         w_error("%zu objects made, %zu destroyed, %zu left by an aborted last collection",
                 (size_t)made, (size_t)destroyed, shutdown_leaked);
@@ -969,7 +994,8 @@ static void one_run(long s1, uint64_t k1, long s2, uint64_t k2, uint64_t *reache
     rcgc_stats_get(&st);
     if (st.bytes_reserved) {
         kept_at_shutdown++;
-        if (rcgc_init(NULL) != 0)
+        rcgc_config again = {.purge_delay_ms = -1};    /* deterministic, as the parts */
+        if (rcgc_init(&again) != 0)
             w_error("rcgc_init after a kept arena");
         void *p = rcgc_malloc(1000);
         if (!p)

@@ -101,6 +101,13 @@ static inline void test_crash_is_fatal(void) {
         test_crash_is_fatal(); \
     } while (0)
 
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t test_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* ------------------------------------------------------------------------
  * Resident memory (second field of /proc/self/statm), in bytes.
  * ------------------------------------------------------------------------ */
