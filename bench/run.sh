@@ -551,7 +551,11 @@ bench_alloc() {
 
         hdr=$(printf '%-8s' threads)
         for v in "${V[@]}"; do hdr+=$(printf ' %22s' "$(alloc_label "$wl" "$v")"); done
-        for (( j = 0; j < nr; j++ )); do hdr+=$(printf ' %16s' "${RS[$j]#rcgc_}/${RR[$j]}"); done
+        for (( j = 0; j < nr; j++ )); do
+            local rl=${RS[$j]}
+            [ "$wl" = object ] && rl=$(alloc_label object "$rl") && rl=${rl#rcgc }
+            hdr+=$(printf ' %18s' "$rl/${RR[$j]}")
+        done
         if [ "$wl" = object ]; then
             printf '\n%s (million pairs/s, median (min-max) of %s; rcgc: rcgc_new_var+rcgc_decref, peers: malloc+free)\n%s\n' "$wl" "$REPS" "$hdr"
         else
@@ -602,7 +606,7 @@ bench_alloc() {
             for (( j = 0; j < nr; j++ )); do
                 local r
                 r=$(ratio "${medv[${RS[$j]}]}" "${medv[${RR[$j]}]}")
-                row+=$(printf ' %16s' "$r")
+                row+=$(printf ' %18s' "$r")
                 mdrow+=" $r |"
             done
             echo "$row"
@@ -617,7 +621,7 @@ bench_alloc() {
             [ "$sv" = rcgc_tracked ] && [ "$wl" != object ] && continue
             local olabel=$wlabel
             if [ "$wl" = object ]; then
-                [ "$sv" = rcgc ] && olabel="$wlabel, untracked" || olabel="$wlabel, tracked"
+                [ "$sv" = rcgc ] && olabel="$wlabel (untracked)" || olabel="$wlabel (tracked)"
             fi
             for t in ${THRS[$wl]}; do
                 overview_row alloc "$olabel" "$t thr" "M pairs/s" higher rcgc "${ST["$wl,$t,$sv"]:-}"
@@ -652,8 +656,8 @@ bench_alloc() {
             g=$(goal_check "${r%x}" ">=" 1.0); [ "$r" = - ] && g=-
             printf '%-52s %7s %8s %8s  %s\n' "object new+decref untracked / mimalloc malloc+free" "$t" "$r" ">= 1.0x" "$g"
             echo "| untracked object new+decref at least mimalloc's malloc+free: rcgc / mimalloc | $t | $r | >= 1.0x | $g |" >> "$md"
-            goal_row alloc "object new+decref (untracked, 16-128 B) at least mimalloc's malloc+free" "$t thr" \
-                "$r (rcgc $(fmt_num "$m_u"), mimalloc $(fmt_num "$m_mi") M pairs/s)" ">= 1.0x" "$g"
+            goal_row alloc "object new+decref (untracked 16-128 B) at least mimalloc's malloc+free" "$t thr" \
+                "$r (rcgc $(fmt_num "$m_u") vs mimalloc $(fmt_num "$m_mi") M pairs/s)" ">= 1.0x" "$g"
         done
     fi
 
@@ -1565,7 +1569,7 @@ bench_gcbench() {
         printf '%-40s %7s %8s %8s  %s\n' "Boehm time / rcgc time" "$t" "$r_bo" ">= 1.5x" "$g_bo"
         echo "| rcgc 1.5x faster than Boehm GC: Boehm / rcgc | $t | $r_bo | >= 1.5x | $g_bo |" >> "$md"
         goal_row gcbench "GCBench: rcgc at least 1.5x faster than Boehm GC (stretch depth $stretch)" "$t thr" \
-            "$r_bo (Boehm $(fmt_num "${med[boehm,$t]:-NA}") s, rcgc $(fmt_num "${med[rcgc,$t]:-NA}") s)" ">= 1.5x" "$g_bo"
+            "$r_bo (Boehm $(fmt_num "${med[boehm,$t]:-NA}") s vs rcgc $(fmt_num "${med[rcgc,$t]:-NA}") s)" ">= 1.5x" "$g_bo"
     done
 
     local nfail nbad
@@ -1752,9 +1756,9 @@ bench_binary_trees() {
     # and 3x below Boehm's, peak RSS within 1.3x of mimalloc's, at most 3
     # automatic collections that find nothing (the worst run's count).
     local dnote=""
-    [ "$depth" -ne 21 ] && dnote=" (goal stated at depth 21)"
+    [ "$depth" -ne 21 ] && dnote=" (the goals' depth is 21)"
     goals_begin binary_trees
-    printf '\n%-40s %7s %8s %8s  %s\n' "goal (depth $depth$dnote)" threads value limit verdict
+    printf '\n%-40s %7s %8s %8s  %s\n' "goal at depth $depth$dnote" threads value limit verdict
     {
         echo
         echo "Goals at depth $depth$dnote:"
@@ -1786,13 +1790,13 @@ bench_binary_trees() {
         } >> "$md"
         local bt="binary-trees depth $depth$dnote"
         goal_row binary_trees "$bt: rcgc at most 1.5x mimalloc's time" "$t thr" \
-            "$r_mi (rcgc $(fmt_num "${med[rcgc,$t]:-NA}") s, mimalloc $(fmt_num "${med[mimalloc,$t]:-NA}") s)" "<= 1.5x" "$g_mi"
+            "$r_mi (rcgc $(fmt_num "${med[rcgc,$t]:-NA}") s vs mimalloc $(fmt_num "${med[mimalloc,$t]:-NA}") s)" "<= 1.5x" "$g_mi"
         goal_row binary_trees "$bt: rcgc at least 3x faster than Boehm GC" "$t thr" \
             "$r_bo (Boehm $(fmt_num "${med[boehm,$t]:-NA}") s)" ">= 3x" "$g_bo"
         goal_row binary_trees "$bt: peak RSS at most 1.3x mimalloc's" "$t thr" \
-            "$r_rss (rcgc $(fmt_num "${rssm[rcgc,$t]:-NA}") MB, mimalloc $(fmt_num "${rssm[mimalloc,$t]:-NA}") MB)" "<= 1.3x" "$g_rss"
+            "$r_rss (rcgc $(fmt_num "${rssm[rcgc,$t]:-NA}") MB vs mimalloc $(fmt_num "${rssm[mimalloc,$t]:-NA}") MB)" "<= 1.3x" "$g_rss"
         goal_row binary_trees "$bt: at most 3 automatic collections that find nothing" "$t thr" \
-            "$e_rc (the worst run's; collections: $(fmt_num "$colls"), median)" "<= 3" "$g_em"
+            "$e_rc (the worst run's; $(awk -v c="$colls" 'BEGIN { if (c == "NA") print "-"; else printf "%.0f", c }') collections in all, median)" "<= 3" "$g_em"
     done
     printf 'checksums: %s\n' "$ck_verdict"
     {
@@ -1997,11 +2001,11 @@ goals_render() {
         f=$RESULTS/${b}_goals.csv
         if [ -f "$f" ]; then tail -n +2 "$f"; fi
     done | awk -F, -v md="$1" '
-        BEGIN { printf "%-72s %-7s %-9s %s\n", "goal", "case", "limit", "verdict: figure" }
+        BEGIN { printf "%-88s %-7s %-9s %s\n", "goal", "case", "limit", "verdict: figure" }
         {
             v = $5
             if (v == "met") met++; else if (v == "MISSED") missed++; else none++
-            printf "%-72s %-7s %-9s %s: %s\n", $1, $2, $4, v, $3
+            printf "%-88s %-7s %-9s %s: %s\n", $1, $2, $4, v, $3
             printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, v == "MISSED" ? "**MISSED**" : v > md
         }
         END { printf "@@goals %d %d %d\n", met, missed, none > md }'
