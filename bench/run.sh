@@ -99,8 +99,9 @@
 # workload with rcgc's ratio against each peer, where rcgc is behind, the
 # collectors' table (collections, collections that found nothing, pauses,
 # peak RSS per variant), the goals met and missed, the plots) and
-# summary.md (overview.md, then every benchmark's summary). The overview table is printed on the terminal at
-# the end too. A peer that cannot run here (library missing, build
+# summary.md (overview.md, then every benchmark's summary). The overview
+# table (and the collectors' and goals' tables) is printed on the terminal
+# at the end too. A peer that cannot run here (library missing, build
 # failed) is left out with a note in the report; a benchmark that fails
 # does not stop the others (run.sh then exits 1).
 #
