@@ -1,18 +1,20 @@
 /*
  * alloc_bench: small-object malloc/free throughput of rcgc beside glibc,
- * jemalloc and mimalloc. One allocator per process; bench/run.sh runs the
- * four in turn and prints them side by side.
+ * jemalloc and mimalloc, and what rcgc's objects cost beside the same
+ * malloc/free. One allocator per process; bench/run.sh runs the four in
+ * turn and prints them side by side.
  *
  *   alloc_bench --alloc=rcgc|glibc|jemalloc|mimalloc
- *               --workload=local|remote|prodcons
+ *               --workload=local|remote|prodcons|object [--type=untracked|tracked]
  *               [--threads=N] [--seconds=S | --iters=N] [--seed=N]
  *               [--batch=K] [--min-size=B] [--max-size=B] [--progress] [--check]
  *
  * Output: one line on stdout,
  *   RESULT alloc=rcgc workload=local threads=2 ops_per_sec=123456789 ...
- * where an op is one malloc+free pair, counted when the block is freed.
- * Further key=value fields follow (pairs, seconds, batch, sizes, seed,
- * version); consumers should look fields up by key.
+ * where an op is one malloc+free pair (object: one new+decref pair),
+ * counted when the block is freed. Further key=value fields follow (pairs,
+ * seconds, batch, sizes, seed, version; object: type; rcgc: gc_collections);
+ * consumers should look fields up by key.
  *
  * Workloads. Every block size is drawn uniformly from [min-size, max-size]
  * (default 16..128) through a per-thread table filled from --seed before
@@ -29,6 +31,17 @@
  *             mutex-protected list of full batches and one of empty ones.
  *             --threads=1: a single thread alternates, filling a batch and
  *             freeing it in FIFO order.
+ *   object    local's loop, with rcgc's objects as a user makes them:
+ *             --alloc=rcgc allocates each block as rcgc_new_var(&type, size)
+ *             (size = the payload, the same size sequence the peers get)
+ *             and drops it with rcgc_decref; --type picks the type:
+ *               untracked  no traverse: reference counting only
+ *               tracked    traverse and clear over two reference fields
+ *                          that stay NULL (the cycle collector's
+ *                          bookkeeping, and clear on every death);
+ *                          needs --min-size >= 16, and no --check
+ *             The peers do exactly local: malloc(size)/free, so their
+ *             figure is the raw pair an object pair is judged against.
  * Batches (K pointers) travel whole, so the queues cost a few operations per
  * K pairs and are not the bottleneck; batch containers come from a fixed
  * pool allocated before the clock starts, so the measured allocator serves
@@ -84,6 +97,7 @@
  * ------------------------------------------------------------------------ */
 static const char *opt_alloc;
 static const char *opt_workload = "local";
+static const char *opt_type;                    /* object workload, rcgc: untracked (default) or tracked */
 static const char *opt_mimalloc_so = "libmimalloc.so.2";
 static unsigned long opt_threads = 1;
 static unsigned long opt_iters;                 /* 0: time mode */
@@ -98,8 +112,10 @@ static int opt_seconds_given, opt_iters_given;
 static const bench_opt options[] = {
     { "alloc", BENCH_OPT_STRING, &opt_alloc, 0, 0, "rcgc glibc jemalloc mimalloc",
       "allocator to measure (required)", NULL },
-    { "workload", BENCH_OPT_STRING, &opt_workload, 0, 0, "local remote prodcons",
+    { "workload", BENCH_OPT_STRING, &opt_workload, 0, 0, "local remote prodcons object",
       "what the threads do", NULL },
+    { "type", BENCH_OPT_STRING, &opt_type, 0, 0, "untracked tracked",
+      "object workload, --alloc=rcgc: the objects' type (default untracked)", NULL },
     { "threads", BENCH_OPT_ULONG, &opt_threads, 1, 1024, NULL, "worker threads", NULL },
     { "seconds", BENCH_OPT_DOUBLE, &opt_seconds, 0, 0, NULL,
       "measure for this long", &opt_seconds_given },
@@ -134,13 +150,17 @@ typedef struct alloc_ops {
     void (*poll)(void);           /* once per batch, and in wait loops */
     void (*blocking_begin)(void);
     void (*blocking_end)(void);
+    /* 1: the byte written after each malloc is 0, not the index (the
+     * tracked object type's first bytes are references: they stay NULL). */
+    bool touch_zero;
 } alloc_ops;
 
 static void no_hook(void) {}
 
 /* glibc and jemalloc: the process's malloc, whichever it is (checked in
  * main against --alloc). */
-static const alloc_ops ALLOC_SYSTEM = { malloc, free, no_hook, no_hook, no_hook, no_hook, no_hook };
+static const alloc_ops ALLOC_SYSTEM = { malloc, free, no_hook, no_hook, no_hook, no_hook, no_hook,
+                                        false };
 
 /* mimalloc: resolved by dlsym in main, before any worker starts (the
  * thread creation orders these writes before the workers' reads). */
@@ -149,7 +169,7 @@ static __typeof__(&mi_free) mi_free_ptr;
 static void *mi_malloc_dl(size_t n) { return mi_malloc_ptr(n); }
 static void mi_free_dl(void *p) { mi_free_ptr(p); }
 static const alloc_ops ALLOC_MIMALLOC = { mi_malloc_dl, mi_free_dl, no_hook, no_hook,
-                                          no_hook, no_hook, no_hook };
+                                          no_hook, no_hook, no_hook, false };
 
 static void rcgc_enter(void) {
     int err = rcgc_thread_attach();
@@ -159,7 +179,50 @@ static void rcgc_enter(void) {
 static void rcgc_leave(void) { rcgc_thread_detach(); }
 static void rcgc_poll(void) { rcgc_safepoint(); }
 static const alloc_ops ALLOC_RCGC = { rcgc_malloc, rcgc_free, rcgc_enter, rcgc_leave,
-                                      rcgc_poll, rcgc_blocking_begin, rcgc_blocking_end };
+                                      rcgc_poll, rcgc_blocking_begin, rcgc_blocking_end, false };
+
+/* The object workload's two types, as a user declares them: variable
+ * size (rcgc_new_var gives the payload), one without references and one
+ * whose first 16 bytes are two references (NULL here: no object refers to
+ * another, so every death is one clear and one free, and no collection
+ * finds garbage). */
+static const rcgc_type obj_untracked_type = { .name = "alloc_bench.untracked", .size = 0 };
+
+typedef struct obj_refs {
+    void *a, *b;
+} obj_refs;
+
+static int obj_traverse(void *self, rcgc_visit_fn visit, void *arg) {
+    obj_refs *o = self;
+    RCGC_VISIT(o->a);
+    RCGC_VISIT(o->b);
+    return 0;
+}
+
+static void obj_clear(void *self) {
+    obj_refs *o = self;
+    void *a = o->a, *b = o->b;
+    o->a = o->b = NULL;
+    rcgc_xdecref(a);
+    rcgc_xdecref(b);
+}
+
+static const rcgc_type obj_tracked_type = {
+    .name = "alloc_bench.tracked",
+    .size = 0,
+    .traverse = obj_traverse,
+    .clear = obj_clear,
+};
+
+static void *obj_new_untracked(size_t n) { return rcgc_new_var(&obj_untracked_type, n); }
+static void *obj_new_tracked(size_t n) { return rcgc_new_var(&obj_tracked_type, n); }
+static void obj_decref(void *o) { rcgc_decref(o); }   /* the inline fast path, inlined below */
+static const alloc_ops ALLOC_RCGC_OBJ = { obj_new_untracked, obj_decref, rcgc_enter, rcgc_leave,
+                                          rcgc_poll, rcgc_blocking_begin, rcgc_blocking_end,
+                                          false };
+static const alloc_ops ALLOC_RCGC_OBJ_TRACKED = { obj_new_tracked, obj_decref, rcgc_enter,
+                                                  rcgc_leave, rcgc_poll, rcgc_blocking_begin,
+                                                  rcgc_blocking_end, true };
 
 /* ------------------------------------------------------------------------
  * Batches and the per-thread tables
@@ -271,7 +334,7 @@ HOT void fill_batch(const alloc_ops *a, tables *t, batch *b, bool check) {
         if (check)
             check_fill(p, size);
         else
-            *(volatile unsigned char *)p = (unsigned char)i;
+            *(volatile unsigned char *)p = a->touch_zero ? 0 : (unsigned char)i;
         b->p[i] = p;
     }
     t->next_size = s;
@@ -567,15 +630,19 @@ HOT void prodcons_body(bench_worker *w, const alloc_ops *a) {
 INSTANCES(system, ALLOC_SYSTEM)
 INSTANCES(mimalloc, ALLOC_MIMALLOC)
 INSTANCES(rcgc, ALLOC_RCGC)
+/* object: local's loop over rcgc's objects (the peers run local itself). */
+static void object_rcgc(bench_worker *w) { local_body(w, &ALLOC_RCGC_OBJ); }
+static void object_rcgc_tracked(bench_worker *w) { local_body(w, &ALLOC_RCGC_OBJ_TRACKED); }
 
 typedef void (*body_fn)(bench_worker *);
 static const struct {
     const char *name;
-    body_fn system, mimalloc, rcgc;
+    body_fn system, mimalloc, rcgc, rcgc_tracked;
 } workloads[] = {
-    { "local", local_system, local_mimalloc, local_rcgc },
-    { "remote", remote_system, remote_mimalloc, remote_rcgc },
-    { "prodcons", prodcons_system, prodcons_mimalloc, prodcons_rcgc },
+    { "local", local_system, local_mimalloc, local_rcgc, NULL },
+    { "remote", remote_system, remote_mimalloc, remote_rcgc, NULL },
+    { "prodcons", prodcons_system, prodcons_mimalloc, prodcons_rcgc, NULL },
+    { "object", local_system, local_mimalloc, object_rcgc, object_rcgc_tracked },
 };
 
 /* ------------------------------------------------------------------------
@@ -654,7 +721,7 @@ static void setup_allocator(char *version, size_t vlen) {
 /* rcgc only, after every worker has detached: its own counters should
  * agree with ours. A disagreement is reported, not fatal: it is a finding
  * about rcgc's statistics (or a leak), not about the figure measured. */
-static void rcgc_report(uint64_t pairs) {
+static void rcgc_report(uint64_t pairs, uint64_t *gc_collections) {
     rcgc_stats st;
     memset(&st, 0, sizeof st);
     rcgc_stats_get(&st);
@@ -671,6 +738,7 @@ static void rcgc_report(uint64_t pairs) {
                 "%s: warning: rcgc stats disagree with the benchmark: %" PRIu64
                 " pairs done, rcgc counts allocs_total=%zu frees_total=%zu blocks_in_use=%zu\n",
                 bench_prog, pairs, st.allocs_total, st.frees_total, st.blocks_in_use);
+    *gc_collections = st.gc_collections;
 }
 
 /* ------------------------------------------------------------------------
@@ -691,6 +759,15 @@ int main(int argc, char **argv) {
         bench_die("--min-size (%lu) is above --max-size (%lu)", opt_min_size, opt_max_size);
     if (opt_check && opt_min_size < 8)
         bench_die("--check needs --min-size of at least 8");
+    bool object = strcmp(opt_workload, "object") == 0;
+    bool tracked = opt_type && strcmp(opt_type, "tracked") == 0;
+    if (opt_type && !(object && strcmp(opt_alloc, "rcgc") == 0))
+        bench_die("--type applies to --workload=object --alloc=rcgc only");
+    if (tracked && opt_min_size < sizeof(obj_refs))
+        bench_die("--type=tracked needs --min-size of at least %zu (its references)",
+                  sizeof(obj_refs));
+    if (tracked && opt_check)
+        bench_die("--check fills the payload, where --type=tracked keeps its references");
     if (opt_iters)   /* whole batches */
         opt_iters = (opt_iters + opt_batch - 1) / opt_batch * opt_batch;
 
@@ -727,11 +804,14 @@ int main(int argc, char **argv) {
         }
     }
 
-    body_fn body = strcmp(opt_alloc, "rcgc") == 0       ? workloads[wl].rcgc
+    body_fn body = strcmp(opt_alloc, "rcgc") == 0 && tracked ? workloads[wl].rcgc_tracked
+                   : strcmp(opt_alloc, "rcgc") == 0       ? workloads[wl].rcgc
                    : strcmp(opt_alloc, "mimalloc") == 0 ? workloads[wl].mimalloc
                                                         : workloads[wl].system;
     char label[128];
-    snprintf(label, sizeof label, "%s alloc=%s threads=%u", opt_workload, opt_alloc, n);
+    snprintf(label, sizeof label, "%s%s alloc=%s threads=%u", opt_workload,
+             object && strcmp(opt_alloc, "rcgc") == 0 ? (tracked ? " tracked" : " untracked") : "",
+             opt_alloc, n);
     bench_run run = {
         .nthreads = n,
         .seconds = opt_seconds,
@@ -753,8 +833,11 @@ int main(int argc, char **argv) {
     if (allocated != res.ops)
         bench_die("internal error: %" PRIu64 " pairs allocated but %" PRIu64 " freed", allocated,
                   res.ops);
+    char rcgc_fields[64] = "";
     if (strcmp(opt_alloc, "rcgc") == 0) {
-        rcgc_report(res.ops);
+        uint64_t colls = 0;
+        rcgc_report(res.ops, &colls);
+        snprintf(rcgc_fields, sizeof rcgc_fields, " gc_collections=%" PRIu64, colls);
         rcgc_shutdown();
     }
 
@@ -781,10 +864,15 @@ int main(int argc, char **argv) {
     free(sh);
     bench_run_free(&run);
 
+    char type_field[32] = "";
+    if (object)   /* the peers' pairs are plain malloc+free */
+        snprintf(type_field, sizeof type_field, " type=%s",
+                 strcmp(opt_alloc, "rcgc") != 0 ? "malloc" : tracked ? "tracked" : "untracked");
     printf("RESULT alloc=%s workload=%s threads=%u ops_per_sec=%.0f pairs=%" PRIu64
-           " seconds=%.3f batch=%lu sizes=%lu..%lu seed=%lu version=%s%s\n",
+           " seconds=%.3f batch=%lu sizes=%lu..%lu seed=%lu version=%s%s%s%s\n",
            opt_alloc, opt_workload, n, res.ops_per_sec, res.ops, res.elapsed_s, opt_batch,
-           opt_min_size, opt_max_size, opt_seed, version, opt_check ? " check=1" : "");
+           opt_min_size, opt_max_size, opt_seed, version, type_field, rcgc_fields,
+           opt_check ? " check=1" : "");
     fflush(stdout);
 
     unsigned long bad = atomic_load_explicit(&check_failures, memory_order_relaxed);

@@ -32,7 +32,18 @@
  * seconds: from the start of main to just before it returns, the
  * allocator's set-up (rcgc_init, GC_INIT) and tear-down (rcgc_shutdown)
  * included; checksum: FNV-1a of the game's output lines, the same for
- * every allocator when they computed the same trees.
+ * every allocator when they computed the same trees; peak_rss_mb: the
+ * process's peak resident set (getrusage ru_maxrss), every allocator.
+ * The collectors' own figures, up to the end of the program's work
+ * (before rcgc_shutdown's final collection):
+ *   rcgc   gc_collections, gc_young (rcgc_gc_get_stats); gc_empty: the
+ *          collections that found nothing unreachable (an RCGC_GC_STOP
+ *          callback with info->unreachable == 0: every one of them is
+ *          wasted work on this program, whose trees reference counting
+ *          frees); gc_pause_total_ms, gc_pause_max_ms (world stopped)
+ *   boehm  gc_collections (GC_get_gc_no), gc_pause_total_ms and
+ *          gc_pause_max_ms (its stop-world to start-world events),
+ *          gc_markers, heap_mb
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -154,6 +165,33 @@ static tnode *bottom_up_rcgc(int d) {
 }
 static void free_rcgc(tnode *t) { rcgc_decref(t); }  /* clear frees the children */
 
+/* Collections that found nothing: counted on the collecting thread, read
+ * by main after the collector's last callback (relaxed: a counter). */
+static _Atomic uint64_t rcgc_empty_collections;
+
+static void count_empty(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg) {
+    (void)arg;
+    if (phase == RCGC_GC_STOP && info->unreachable == 0)
+        atomic_fetch_add_explicit(&rcgc_empty_collections, 1, memory_order_relaxed);
+}
+
+/* Boehm's world-stopped time, from its collection events (called with its
+ * lock held, by the collecting thread; read by main after the work). */
+static uint64_t boehm_stop_ns;
+static _Atomic uint64_t boehm_pause_total_ns, boehm_pause_max_ns;
+
+static void GC_CALLBACK boehm_event(GC_EventType e) {
+    if (e == GC_EVENT_PRE_STOP_WORLD) {
+        boehm_stop_ns = bench_now_ns();
+    } else if (e == GC_EVENT_POST_START_WORLD && boehm_stop_ns) {
+        uint64_t d = bench_now_ns() - boehm_stop_ns;
+        boehm_stop_ns = 0;
+        atomic_fetch_add_explicit(&boehm_pause_total_ns, d, memory_order_relaxed);
+        if (d > atomic_load_explicit(&boehm_pause_max_ns, memory_order_relaxed))
+            atomic_store_explicit(&boehm_pause_max_ns, d, memory_order_relaxed);
+    }
+}
+
 #endif /* !BT_MIMALLOC */
 
 typedef struct allocator {
@@ -246,10 +284,13 @@ int main(int argc, char **argv) {
         A = (allocator){ bottom_up_boehm, free_boehm, 1 };
         GC_INIT();
         GC_allow_register_threads();
+        GC_set_on_collection_event(boehm_event);
     } else {
         A = (allocator){ bottom_up_rcgc, free_rcgc, 2 };
         if (rcgc_init(NULL) != 0)
             bench_die("rcgc_init failed");
+        if (rcgc_gc_callback_add(count_empty, NULL) != 0)
+            bench_die("rcgc_gc_callback_add failed");
     }
 #endif
 
@@ -280,20 +321,28 @@ int main(int argc, char **argv) {
     A.free_tree(long_lived);
 
     char extra[256] = "";
+#ifndef BT_MIMALLOC
     if (A.kind == 2) {
+        rcgc_gc_callback_remove(count_empty, NULL);  /* shutdown's own collection is not counted */
         rcgc_gc_stats st;
         rcgc_gc_get_stats(&st);
         snprintf(extra, sizeof extra,
-                 " gc_collections=%" PRIu64 " gc_young=%" PRIu64 " gc_pause_total_ms=%.3f"
-                 " gc_pause_max_ms=%.3f",
-                 st.collections, st.young_collections, (double)st.pause_total_ns / 1e6,
-                 (double)st.pause_max_ns / 1e6);
+                 " gc_collections=%" PRIu64 " gc_young=%" PRIu64 " gc_empty=%" PRIu64
+                 " gc_pause_total_ms=%.3f gc_pause_max_ms=%.3f",
+                 st.collections, st.young_collections,
+                 atomic_load_explicit(&rcgc_empty_collections, memory_order_relaxed),
+                 (double)st.pause_total_ns / 1e6, (double)st.pause_max_ns / 1e6);
         rcgc_shutdown();
     } else if (A.kind == 1) {
-        snprintf(extra, sizeof extra, " gc_collections=%lu gc_markers=%d heap_mb=%.1f",
-                 (unsigned long)GC_get_gc_no(), GC_get_parallel() + 1,
-                 (double)GC_get_heap_size() / 1048576.0);
+        snprintf(extra, sizeof extra,
+                 " gc_collections=%lu gc_pause_total_ms=%.3f gc_pause_max_ms=%.3f gc_markers=%d"
+                 " heap_mb=%.1f",
+                 (unsigned long)GC_get_gc_no(),
+                 (double)atomic_load_explicit(&boehm_pause_total_ns, memory_order_relaxed) / 1e6,
+                 (double)atomic_load_explicit(&boehm_pause_max_ns, memory_order_relaxed) / 1e6,
+                 GC_get_parallel() + 1, (double)GC_get_heap_size() / 1048576.0);
     }
+#endif
     double seconds = (double)(bench_now_ns() - t0) / 1e9;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -47,9 +47,11 @@
  * seconds: from the stretch tree to the final check (GCBench's timed
  * region: rcgc_init/GC_INIT and rcgc_shutdown are outside it; wall_s has
  * the whole of main); nodes: every node allocated in it; gc_* fields: the
- * collector's own counts (rcgc_gc_get_stats; Boehm: collections and the
- * world-stopped time from GC_set_on_collection_event). ok=0 and a warning
- * on stderr when the final checks fail.
+ * collector's own counts (rcgc_gc_get_stats; gc_empty: rcgc's collections
+ * that found nothing unreachable, from an RCGC_GC_STOP callback with
+ * info->unreachable == 0; Boehm: collections and the world-stopped time
+ * from GC_set_on_collection_event); peak_rss_mb: getrusage's ru_maxrss,
+ * every variant. ok=0 and a warning on stderr when the final checks fail.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -198,6 +200,16 @@ static long count_nodes(const node *n) {
     return n ? 1 + count_nodes(n->left) + count_nodes(n->right) : 0;
 }
 
+/* rcgc's collections that found nothing: counted on the collecting thread,
+ * read by main after the phases (relaxed: a counter). */
+static _Atomic uint64_t rcgc_empty_collections;
+
+static void count_empty(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg) {
+    (void)arg;
+    if (phase == RCGC_GC_STOP && info->unreachable == 0)
+        atomic_fetch_add_explicit(&rcgc_empty_collections, 1, memory_order_relaxed);
+}
+
 /* ------------------------------------------------------------------------
  * Boehm's world-stopped time, from its collection events (called with its
  * lock held, by the collecting thread; read by main after the phases).
@@ -297,6 +309,8 @@ int main(int argc, char **argv) {
         impl = IMPL_RCGC;
         if (rcgc_init(NULL) != 0)
             bench_die("rcgc_init failed");
+        if (rcgc_gc_callback_add(count_empty, NULL) != 0)
+            bench_die("rcgc_gc_callback_add failed");
     } else if (strcmp(opt_impl, "boehm") == 0) {
         impl = IMPL_BOEHM;
         GC_INIT();
@@ -394,13 +408,15 @@ int main(int argc, char **argv) {
 
     char extra[256] = "";
     if (impl == IMPL_RCGC) {
+        rcgc_gc_callback_remove(count_empty, NULL);  /* shutdown's own collection is not counted */
         rcgc_gc_stats st;
         rcgc_gc_get_stats(&st);
         snprintf(extra, sizeof extra,
-                 " gc_collections=%" PRIu64 " gc_young=%" PRIu64 " gc_pause_total_ms=%.3f"
-                 " gc_pause_max_ms=%.3f",
-                 st.collections, st.young_collections, (double)st.pause_total_ns / 1e6,
-                 (double)st.pause_max_ns / 1e6);
+                 " gc_collections=%" PRIu64 " gc_young=%" PRIu64 " gc_empty=%" PRIu64
+                 " gc_pause_total_ms=%.3f gc_pause_max_ms=%.3f",
+                 st.collections, st.young_collections,
+                 atomic_load_explicit(&rcgc_empty_collections, memory_order_relaxed),
+                 (double)st.pause_total_ns / 1e6, (double)st.pause_max_ns / 1e6);
         drop_tree(long_lived);
         long_lived = NULL;
         rcgc_decref(array);

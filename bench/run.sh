@@ -15,7 +15,9 @@
 # Benchmarks (in the order they run):
 #   alloc         small-object malloc/free, threads x workloads local, remote
 #                 (cross-thread frees), prodcons (xmalloc-test's producer/
-#                 consumer hand-off): rcgc, glibc, jemalloc, mimalloc
+#                 consumer hand-off): rcgc, glibc, jemalloc, mimalloc; and
+#                 object: rcgc_new_var+rcgc_decref of an untracked and a
+#                 tracked type beside the peers' malloc/free of the same sizes
 #   rc            reference counting: plain, atomic, rcgc's biased counts
 #   safepoint     time to safepoint against mutator threads
 #   gc            full and young collection pauses against heap size: rcgc,
@@ -41,7 +43,9 @@
 #              docs/BENCHMARKS.md's Summary section and its plots into
 #              docs/bench/ (bench/update_docs.sh; default 0)
 #   ALLOCS     alloc_bench: allocators (default "rcgc glibc jemalloc mimalloc")
-#   WORKLOADS  alloc_bench: workloads (default "local remote prodcons")
+#   WORKLOADS  alloc_bench: workloads (default "local remote prodcons object")
+#   OBJ_THREADS alloc_bench object: thread counts (default 1,2, its goal's;
+#              THREADS when given)
 #   JEMALLOC_SO  libjemalloc.so.2 to LD_PRELOAD (default: found with dpkg / ldconfig)
 #   RC_ITERS   rc_bench: incref+decref pairs per measurement (default 20000000)
 #   SP_THREADS safepoint_bench: mutator thread counts (default quick
@@ -89,11 +93,15 @@
 # and binary_trees.png against threads, gc.png pause against heap size,
 # safepoint.png), a Markdown summary per benchmark (<name>_summary.md), the
 # rows of the overview (<name>_overview.csv), timing.csv (how long each
-# benchmark took), and the report: overview.md (machine, date, tree, one
-# table of every workload with rcgc's ratio against each peer, where rcgc
-# is behind, the plots) and summary.md (overview.md, then every
-# benchmark's summary). The overview table is printed on the terminal at
-# the end too. A peer that cannot run here (library missing, build
+# benchmark took), the collectors' figures (<name>_gc.csv: gcbench and
+# binary_trees) and the goals each benchmark checked (<name>_goals.csv),
+# and the report: overview.md (machine, date, tree, one table of every
+# workload with rcgc's ratio against each peer, where rcgc is behind, the
+# collectors' table (collections, collections that found nothing, pauses,
+# peak RSS per variant), the goals met and missed, the plots) and
+# summary.md (overview.md, then every benchmark's summary). The overview
+# table (and the collectors' and goals' tables) is printed on the terminal
+# at the end too. A peer that cannot run here (library missing, build
 # failed) is left out with a note in the report; a benchmark that fails
 # does not stop the others (run.sh then exits 1).
 #
@@ -195,6 +203,46 @@ overview_row() {
     [ -z "$m" ] || [ "$m" = NA ] && return 0
     printf '%s,%s,%s,%s,%s,%s,%s,%s\n' "${2//,/;}" "${3//,/;}" "${4//,/;}" "$5" "$6" "$m" "${lo:-$m}" "${hi:-$m}" \
         >> "$RESULTS/$1_overview.csv"
+}
+
+# The project's goals that a benchmark checks, for the report's Goals
+# table: $RESULTS/<bench>_goals.csv with the columns
+#   goal,case,value,limit,verdict
+# value: the figure checked, with what it came from; verdict: met, MISSED
+# or - (no figure). goals_begin BENCH empties the file; goal_row BENCH
+# GOAL CASE VALUE LIMIT VERDICT appends a row.
+goals_begin() {
+    echo "goal,case,value,limit,verdict" > "$RESULTS/$1_goals.csv"
+}
+goal_row() {
+    printf '%s,%s,%s,%s,%s\n' "${2//,/;}" "${3//,/;}" "${4//,/;}" "${5//,/;}" "$6" >> "$RESULTS/$1_goals.csv"
+}
+
+# The collectors' own figures per variant, for the report's collector
+# table: $RESULTS/<bench>_gc.csv with the columns
+#   workload,case,variant,seconds,collections,empty,pause_total_ms,pause_max_ms,peak_rss_mb
+# (medians over the runs; NA where a variant has no such figure: malloc
+# has no collections, Boehm does not say which of its found nothing).
+# gcfig_begin BENCH empties the file; gcfig_row BENCH WORKLOAD CASE
+# VARIANT SECONDS COLLECTIONS EMPTY PAUSE_TOTAL PAUSE_MAX PEAK_RSS appends
+# a row.
+gcfig_begin() {
+    echo "workload,case,variant,seconds,collections,empty,pause_total_ms,pause_max_ms,peak_rss_mb" > "$RESULTS/$1_gc.csv"
+}
+gcfig_row() {
+    local b=$1
+    shift
+    local IFS=,
+    echo "$*" >> "$RESULTS/${b}_gc.csv"
+}
+
+# fmt_num X: X with 3 significant figures or so ("-" for NA or nothing).
+fmt_num() {
+    awk -v x="$1" 'BEGIN {
+        if (x == "" || x == "NA") { print "-"; exit }
+        x += 0
+        if (x >= 100) printf "%.0f\n", x; else if (x >= 10) printf "%.1f\n", x
+        else if (x >= 1) printf "%.2f\n", x; else printf "%.3f\n", x }'
 }
 
 # The machine, for summaries: CPU model, cores, kernel, date.
@@ -320,10 +368,39 @@ find_jemalloc() {
     printf '%s\n' "$so"
 }
 
+# alloc_variants WORKLOAD ALLOC...: the variants a workload measures. The
+# object workload measures rcgc twice, as rcgc (untracked objects) and
+# rcgc_tracked; every other variant is an allocator.
+alloc_variants() {
+    local wl=$1 a
+    shift
+    for a in "$@"; do
+        if [ "$wl" = object ] && [ "$a" = rcgc ]; then printf '%s\n' rcgc rcgc_tracked
+        else printf '%s\n' "$a"
+        fi
+    done
+}
+
+# alloc_label WORKLOAD VARIANT: a variant's column title.
+alloc_label() {
+    case "$1,$2" in
+        object,rcgc) echo "rcgc untracked" ;;
+        object,rcgc_tracked) echo "rcgc tracked" ;;
+        *) echo "$2" ;;
+    esac
+}
+
 bench_alloc() {
     local allocs=${ALLOCS:-rcgc glibc jemalloc mimalloc}
-    local workloads=${WORKLOADS:-local remote prodcons}
+    local workloads=${WORKLOADS:-local remote prodcons object}
     local threads_list=${THREADS//,/ }
+    # The object workload's thread counts: OBJ_THREADS, else THREADS when
+    # given, else 1 and 2 (its goal's).
+    local obj_threads
+    if [ -n "${OBJ_THREADS:-}" ]; then obj_threads=${OBJ_THREADS//,/ }
+    elif [ -n "$THREADS_GIVEN" ]; then obj_threads=$threads_list
+    else obj_threads="1 2"
+    fi
     local bin jemalloc_so
     bin=$(build_bench alloc_bench)
     jemalloc_so=$(find_jemalloc)
@@ -348,31 +425,45 @@ bench_alloc() {
         A+=("$a")
     done
     [ ${#A[@]} -gt 0 ] || die "no allocator to measure"
-    local na=${#A[@]}
 
-    local -a W=($workloads) T=($threads_list)
-    local total=$(( ${#W[@]} * ${#T[@]} * REPS * na )) i=0
+    local -a W=($workloads)
+    # Per workload: its variants (VARS) and thread counts (THRS), as words.
+    declare -A VARS=() THRS=()
+    local wl total=0 nv nt
+    for wl in "${W[@]}"; do
+        VARS[$wl]=$(alloc_variants "$wl" "${A[@]}" | tr '\n' ' ')
+        if [ "$wl" = object ]; then THRS[$wl]=$obj_threads; else THRS[$wl]=$threads_list; fi
+        nv=$(wc -w <<< "${VARS[$wl]}"); nt=$(wc -w <<< "${THRS[$wl]}")
+        total=$(( total + nv * nt * REPS ))
+    done
+    local i=0
     local timeout_s
     timeout_s=$(awk -v d="$DURATION" 'BEGIN { printf "%d\n", d * 10 + 30 }')
     local failures=$RESULTS/alloc_failures.log
     : > "$failures"
 
-    log "=== alloc_bench: ${W[*]} x threads ${T[*]} x ${A[*]}, $REPS reps of ${DURATION}s ($total runs)"
+    log "=== alloc_bench: ${W[*]} x threads $threads_list (object: $obj_threads) x ${A[*]}, $REPS reps of ${DURATION}s ($total runs)"
     progress_start
     declare -A vals=() version=()
-    local wl t rep k out err status line mops
+    local t rep k out err status line mops v
     for wl in "${W[@]}"; do
-        for t in "${T[@]}"; do
+        local -a V=(${VARS[$wl]})
+        local na=${#V[@]}
+        for t in ${THRS[$wl]}; do
             for (( rep = 0; rep < REPS; rep++ )); do
                 for (( k = 0; k < na; k++ )); do
-                    a=${A[$(( (k + rep) % na ))]}   # round robin, rotating start
+                    v=${V[$(( (k + rep) % na ))]}   # round robin, rotating start
+                    a=${v%_tracked}
                     i=$(( i + 1 ))
                     printf '%s alloc %s threads=%s %s rep=%d/%d ... ' \
-                        "$(progress "$i" "$total")" "$wl" "$t" "$a" $(( rep + 1 )) "$REPS" >&2
+                        "$(progress "$i" "$total")" "$wl" "$t" "$v" $(( rep + 1 )) "$REPS" >&2
                     local -a cmd=(env -u LD_PRELOAD)
                     [ "$a" = jemalloc ] && cmd=(env LD_PRELOAD="$jemalloc_so")
                     cmd+=(timeout -k 5 "$timeout_s" "$bin" --alloc="$a" --workload="$wl"
                           --threads="$t" --seconds="$DURATION")
+                    if [ "$wl" = object ] && [ "$a" = rcgc ]; then
+                        [ "$v" = rcgc_tracked ] && cmd+=(--type=tracked) || cmd+=(--type=untracked)
+                    fi
                     status=0
                     "${cmd[@]}" > "$WORK/out" 2> "$WORK/err" || status=$?
                     line=$(grep -m1 '^RESULT ' "$WORK/out" || true)
@@ -380,7 +471,7 @@ bench_alloc() {
                     if [ "$status" -eq 0 ] && [ -n "$line" ]; then
                         printf -v mops '%.3f' "$(field ops_per_sec "$line")e-6"
                         version[$a]=$(field version "$line")
-                        vals["$wl,$t,$a"]+="$mops "
+                        vals["$wl,$t,$v"]+="$mops "
                         log "$mops Mops/s"
                         # Warnings (rcgc's stats self-check) are findings: show them.
                         grep -i 'warning' "$WORK/err" >&2 || true
@@ -415,65 +506,90 @@ bench_alloc() {
             vs+="${vs:+, }$a ${version[$a]:-?}"
         done
         echo "- Allocators: $vs (jemalloc by LD_PRELOAD, mimalloc by dlopen; see bench/alloc_bench.c)"
-        echo "- Workloads: local: each thread allocates a batch of 1000 blocks and frees it in shuffled order; remote: threads in a ring, each frees the batches the previous one allocated (every free a cross-thread free); prodcons: xmalloc-test's pattern, threads/2 producers allocate batches and hand them through a mutex-protected list to the other threads, which free them (1 thread: alternates). bench/alloc_bench.c says more"
-        echo "- Unit: million malloc+free pairs per second, median (min-max); block sizes 16..128 bytes, batches of 1000"
-        echo "- Ratios: rcgc's median over the peer's (above 1.00x: rcgc faster)"
+        echo "- Workloads: local: each thread allocates a batch of 1000 blocks and frees it in shuffled order; remote: threads in a ring, each frees the batches the previous one allocated (every free a cross-thread free); prodcons: xmalloc-test's pattern, threads/2 producers allocate batches and hand them through a mutex-protected list to the other threads, which free them (1 thread: alternates); object: local's loop with rcgc's objects, each block an rcgc_new_var(&type, size) dropped by rcgc_decref, of an untracked type (no traverse) and of a tracked one (traverse and clear over two NULL references), beside the peers' malloc(size)/free of the same sizes. bench/alloc_bench.c says more"
+        echo "- Unit: million malloc+free pairs per second (object: rcgc_new_var+rcgc_decref pairs for rcgc), median (min-max); block sizes (object: payload sizes) 16..128 bytes, batches of 1000"
+        echo "- Ratios: rcgc's median over the peer's (above 1.00x: rcgc faster); object: each rcgc variant's over mimalloc's malloc+free"
     } > "$md"
 
     local -a peers=()
     for a in "${A[@]}"; do [ "$a" != rcgc ] && peers+=("$a"); done
-    local have_rcgc=0
-    for a in "${A[@]}"; do [ "$a" = rcgc ] && have_rcgc=1; done
+    local have_rcgc=0 have_mi=0
+    for a in "${A[@]}"; do
+        [ "$a" = rcgc ] && have_rcgc=1
+        [ "$a" = mimalloc ] && have_mi=1
+    done
 
     local csv s med mn mx n hdr row wlabel
     overview_begin alloc
+    declare -A ST=()     # "wl,t,variant" -> "median min max"
     for wl in "${W[@]}"; do
+        local -a V=(${VARS[$wl]})
+        # The ratio columns: subject/reference pairs. Raw workloads: rcgc
+        # over every peer; object: each rcgc variant over mimalloc (over
+        # every peer if mimalloc is missing).
+        local -a RS=() RR=()
+        if [ $have_rcgc -eq 1 ]; then
+            local -a subj=(rcgc) refs=("${peers[@]}")
+            if [ "$wl" = object ]; then
+                subj=(rcgc rcgc_tracked)
+                [ $have_mi -eq 1 ] && refs=(mimalloc)
+            fi
+            local x y
+            for x in "${subj[@]}"; do
+                for y in "${refs[@]}"; do RS+=("$x"); RR+=("$y"); done
+            done
+        fi
+        local nr=${#RS[@]} j
         case "$wl" in
             local) wlabel="alloc local" ;;
             remote) wlabel="alloc remote (cross-thread frees)" ;;
             prodcons) wlabel="alloc prodcons (xmalloc-test)" ;;
+            object) wlabel="object new+decref" ;;
             *) wlabel="alloc $wl" ;;
         esac
         csv=$RESULTS/alloc_$wl.csv
         echo "workload,threads,alloc,median_mops,min_mops,max_mops,reps" > "$csv"
 
         hdr=$(printf '%-8s' threads)
-        for a in "${A[@]}"; do hdr+=$(printf ' %22s' "$a"); done
-        if [ $have_rcgc -eq 1 ]; then
-            for a in "${peers[@]}"; do hdr+=$(printf ' %14s' "rcgc/$a"); done
+        for v in "${V[@]}"; do hdr+=$(printf ' %22s' "$(alloc_label "$wl" "$v")"); done
+        for (( j = 0; j < nr; j++ )); do
+            local rl=${RS[$j]}
+            [ "$wl" = object ] && rl=$(alloc_label object "$rl") && rl=${rl#rcgc }
+            hdr+=$(printf ' %18s' "$rl/${RR[$j]}")
+        done
+        if [ "$wl" = object ]; then
+            printf '\n%s (million pairs/s, median (min-max) of %s; rcgc: rcgc_new_var+rcgc_decref, peers: malloc+free)\n%s\n' "$wl" "$REPS" "$hdr"
+        else
+            printf '\n%s (million pairs/s, median (min-max) of %s)\n%s\n' "$wl" "$REPS" "$hdr"
         fi
-        printf '\n%s (million pairs/s, median (min-max) of %s)\n%s\n' "$wl" "$REPS" "$hdr"
 
         {
             echo
             echo "## $wl"
             echo
+            [ "$wl" = object ] && echo "rcgc: rcgc_new_var + rcgc_decref pairs of an untracked and a tracked type; peers: malloc + free pairs of the same sizes. Ratios: the rcgc variant's median over mimalloc's." && echo
             printf '| threads |'
-            for a in "${A[@]}"; do printf ' %s |' "$a"; done
-            if [ $have_rcgc -eq 1 ]; then
-                for a in "${peers[@]}"; do printf ' rcgc/%s |' "$a"; done
-            fi
+            for v in "${V[@]}"; do printf ' %s |' "$(alloc_label "$wl" "$v")"; done
+            for (( j = 0; j < nr; j++ )); do printf ' %s / %s |' "$(alloc_label "$wl" "${RS[$j]}")" "${RR[$j]}"; done
             echo
             printf '|---:|'
-            for a in "${A[@]}"; do printf -- '---:|'; done
-            if [ $have_rcgc -eq 1 ]; then
-                for a in "${peers[@]}"; do printf -- '---:|'; done
-            fi
+            for v in "${V[@]}"; do printf -- '---:|'; done
+            for (( j = 0; j < nr; j++ )); do printf -- '---:|'; done
             echo
         } >> "$md"
 
-        for t in "${T[@]}"; do
+        for t in ${THRS[$wl]}; do
             declare -A medv=()
             row=$(printf '%-8s' "$t")
             local mdrow="| $t |"
-            for a in "${A[@]}"; do
+            for v in "${V[@]}"; do
                 # shellcheck disable=SC2086
-                s=$(stats ${vals["$wl,$t,$a"]:-})
+                s=$(stats ${vals["$wl,$t,$v"]:-})
                 read -r med mn mx <<< "$s"
-                n=$(echo ${vals["$wl,$t,$a"]:-} | wc -w)
-                medv[$a]=$med
-                echo "$wl,$t,$a,$med,$mn,$mx,$n" >> "$csv"
-                overview_row alloc "$wlabel" "$t thr" "M pairs/s" higher "$a" "$s"
+                n=$(echo ${vals["$wl,$t,$v"]:-} | wc -w)
+                medv[$v]=$med
+                ST["$wl,$t,$v"]=$s
+                echo "$wl,$t,$v,$med,$mn,$mx,$n" >> "$csv"
                 if [ "$med" = NA ]; then
                     row+=$(printf ' %22s' FAILED)
                     mdrow+=" FAILED |"
@@ -488,24 +604,63 @@ bench_alloc() {
                     mdrow+=" $cell |"
                 fi
             done
-            if [ $have_rcgc -eq 1 ]; then
-                for a in "${peers[@]}"; do
-                    local r
-                    r=$(ratio "${medv[rcgc]}" "${medv[$a]}")
-                    row+=$(printf ' %14s' "$r")
-                    mdrow+=" $r |"
-                done
-            fi
+            for (( j = 0; j < nr; j++ )); do
+                local r
+                r=$(ratio "${medv[${RS[$j]}]}" "${medv[${RR[$j]}]}")
+                row+=$(printf ' %18s' "$r")
+                mdrow+=" $r |"
+            done
             echo "$row"
             echo "$mdrow" >> "$md"
             unset medv
         done
 
-        if command -v gnuplot >/dev/null; then
-            gnuplot -e "infile='$csv'; outfile='$RESULTS/alloc_$wl.png'; workload='$wl'; allocs='${A[*]}'; subtitle='$machine, $date_s'" \
+        # Overview rows: rcgc beside every peer. object: one row per rcgc
+        # variant (untracked, then tracked), each beside the peers' malloc+free.
+        local sv
+        for sv in rcgc rcgc_tracked; do
+            [ "$sv" = rcgc_tracked ] && [ "$wl" != object ] && continue
+            local olabel=$wlabel
+            if [ "$wl" = object ]; then
+                [ "$sv" = rcgc ] && olabel="$wlabel (untracked)" || olabel="$wlabel (tracked)"
+            fi
+            for t in ${THRS[$wl]}; do
+                overview_row alloc "$olabel" "$t thr" "M pairs/s" higher rcgc "${ST["$wl,$t,$sv"]:-}"
+                for a in "${peers[@]}"; do
+                    overview_row alloc "$olabel" "$t thr" "M pairs/s" higher "$a" "${ST["$wl,$t,$a"]:-}"
+                done
+            done
+        done
+
+        if [ "$wl" != object ] && command -v gnuplot >/dev/null; then
+            gnuplot -e "infile='$csv'; outfile='$RESULTS/alloc_$wl.png'; workload='$wl'; allocs='${V[*]}'; subtitle='$machine, $date_s'" \
                 bench/plot_alloc.gp || log "run.sh: gnuplot failed for $wl"
         fi
     done
+
+    # Goal (object workload): untracked objects' new+decref at least
+    # mimalloc's malloc+free throughput, 16-128 B, at 1 and 2 threads.
+    goals_begin alloc
+    if [[ " ${W[*]} " == *" object "* ]]; then
+        printf '\n%-52s %7s %8s %8s  %s\n' goal threads value limit verdict
+        {
+            echo
+            echo "| goal | threads | value | limit | verdict |"
+            echo "|---|---:|---:|---:|---|"
+        } >> "$md"
+        for t in 1 2; do
+            [[ " ${THRS[object]} " == *" $t "* ]] || continue
+            local r g m_u m_mi
+            read -r m_u _ <<< "${ST["object,$t,rcgc"]:-NA}"
+            read -r m_mi _ <<< "${ST["object,$t,mimalloc"]:-NA}"
+            r=$(ratio "$m_u" "$m_mi")
+            g=$(goal_check "${r%x}" ">=" 1.0); [ "$r" = - ] && g=-
+            printf '%-52s %7s %8s %8s  %s\n' "object new+decref untracked / mimalloc malloc+free" "$t" "$r" ">= 1.0x" "$g"
+            echo "| untracked object new+decref at least mimalloc's malloc+free: rcgc / mimalloc | $t | $r | >= 1.0x | $g |" >> "$md"
+            goal_row alloc "object new+decref (untracked 16-128 B) at least mimalloc's malloc+free" "$t thr" \
+                "$r (rcgc $(fmt_num "$m_u") vs mimalloc $(fmt_num "$m_mi") M pairs/s)" ">= 1.0x" "$g"
+        done
+    fi
 
     local nfail
     nfail=$(grep -c '^=== ' "$failures" || true)
@@ -600,6 +755,10 @@ bench_rc() {
     printf '%-34s %7sx %8s  %s\n' "atomic pair / owner pair" "$r_ao" ">= 3x" "$g_ao"
     printf '%-34s %7sx %8s  %s\n' "two threads: rcgc / atomic" "$r_two" "<= 1.0x" "$g_two"
     printf '%-34s %7sx %8s  %s\n' "non-owner pair / atomic pair" "$r_na" "-" "(no goal)"
+    goals_begin rc
+    goal_row rc "refcount: owner pair at most 1.5x a plain counter's" "1 thr" "${r_op}x" "<= 1.5x" "$g_op"
+    goal_row rc "refcount: atomic pair at least 3x the owner pair" "1 thr" "${r_ao}x" ">= 3x" "$g_ao"
+    goal_row rc "refcount: one shared object, rcgc at most an atomic counter's time" "2 thr" "${r_two}x" "<= 1.0x" "$g_two"
 
     {
         echo "# rc_bench results"
@@ -734,6 +893,7 @@ bench_safepoint() {
     declare -A m=() lo=() hi=()
     local n goal verdict gcell p99cell
     overview_begin safepoint
+    goals_begin safepoint
     for t in "${T[@]}"; do
         for key in $keys; do
             # shellcheck disable=SC2086
@@ -755,6 +915,7 @@ bench_safepoint() {
         else
             verdict=$(goal_check "${m[ttsp_p99_us]}" "<" "$goal")
             gcell="< $goal us: $verdict"
+            goal_row safepoint "time to safepoint p99" "$t thr" "$(fmt_num "${m[ttsp_p99_us]}") us" "< $goal us" "$verdict"
         fi
         echo "$t,$cores,${m[ttsp_p50_us]},${lo[ttsp_p50_us]},${hi[ttsp_p50_us]},${m[ttsp_p99_us]},${lo[ttsp_p99_us]},${hi[ttsp_p99_us]},${hi[ttsp_max_us]},${m[rt_p50_us]},${m[rt_p99_us]},${m[lib_ttsp_p50_us]},${m[lib_ttsp_p99_us]},${m[hs_p50_us]},${m[hs_p99_us]},${m[hs_rt_p50_us]},${m[pp_p50_us]},${m[pp_p99_us]},${m[pp_idle_p50_us]},${m[pauses]},${m[mutator_mops]},${hi[watchdog]},$n,$goal,$verdict" >> "$csv"
         if [ "${m[ttsp_p50_us]}" = NA ]; then
@@ -1290,7 +1451,7 @@ bench_gcbench() {
     P=($(tr ' ' '\n' <<< "$first" | sed -n 's/^\(\(td\|bu\)[0-9]*\)_ms=.*/\1/p'))
 
     local csv=$RESULTS/gcbench.csv dcsv=$RESULTS/gcbench_depths.csv md=$RESULTS/gcbench_summary.md
-    echo "variant,threads,median_s,min_s,max_s,runs,median_mnodes_s,min_mnodes_s,max_mnodes_s,peak_rss_mb,gc_collections,gc_pause_total_ms,gc_pause_max_ms,failed_checks" > "$csv"
+    echo "variant,threads,median_s,min_s,max_s,runs,median_mnodes_s,min_mnodes_s,max_mnodes_s,peak_rss_mb,gc_collections,gc_pause_total_ms,gc_pause_max_ms,failed_checks,gc_empty" > "$csv"
     echo "variant,threads,phase,median_ms,min_ms,max_ms" > "$dcsv"
     # medians over the runs whose final check passed (ok=1)
     local agg=$WORK/gcb_agg
@@ -1298,8 +1459,9 @@ bench_gcbench() {
     agg_results "$res" " ok=1 " > "$agg"
     agg_load "$agg"
     declare -A med=() cell=() dcell=()
-    local m lo hi n mn mnl mnh rss gcc gcp gcm bad ph
+    local m lo hi n mn mnl mnh rss gcc gcp gcm gce bad ph
     overview_begin gcbench
+    gcfig_begin gcbench
     for t in "${T[@]}"; do
         for v in "${V[@]}"; do
             read -r m lo hi <<< "$(agg_get "$v" "$t" seconds)"
@@ -1310,7 +1472,9 @@ bench_gcbench() {
             read -r gcc _ <<< "$(agg_get "$v" "$t" gc_collections)"
             read -r gcp _ <<< "$(agg_get "$v" "$t" gc_pause_total_ms)"
             read -r gcm _ <<< "$(agg_get "$v" "$t" gc_pause_max_ms)"
-            echo "$v,$t,$m,$lo,$hi,$n,$mn,$mnl,$mnh,$rss,$gcc,$gcp,$gcm,$bad" >> "$csv"
+            read -r gce _ <<< "$(agg_get "$v" "$t" gc_empty)"
+            echo "$v,$t,$m,$lo,$hi,$n,$mn,$mnl,$mnh,$rss,$gcc,$gcp,$gcm,$bad,$gce" >> "$csv"
+            gcfig_row gcbench "GCBench (Boehm's)" "$t thr" "$v" "$m" "$gcc" "$gce" "$gcp" "$gcm" "$rss"
             case "$v" in
                 rcgc|boehm) overview_row gcbench "GCBench (Boehm's)" "$t thr" s lower "$v" "$m $lo $hi" ;;
             esac
@@ -1342,7 +1506,7 @@ bench_gcbench() {
         echo "- Run: BENCH=$BENCH, threads ${T[*]}, $REPS runs per variant taking turns (one process each)"
         echo "- Program (bench/gcbench.c): Boehm's GCBench (its sizes are stretch 18, long-lived 16: here stretch tree of depth $stretch; a long-lived tree of depth $lldepth and array of 500,000 doubles kept throughout; for depths 4, 6, ..., $lldepth, NumIters(d) = 2 TreeSize($stretch) / TreeSize(d) trees built top-down (Populate) and as many bottom-up (MakeTree), each dropped at once); nodes of two pointers and two ints; each construction phase shared among the threads, a barrier after each. Time: from the stretch tree to the final check of the long-lived data"
         echo "- Variants: Boehm GC $(dpkg-query -W -f='${Version}' libgc1 2>/dev/null || echo '?') (GC_MALLOC, never freed, default marker threads); rcgc (rcgc_new of a tracked type, trees freed by reference counting, automatic collections on: defaults); rcgc_purge0: RCGC_PURGE=0; glibc: malloc/free, trees freed node by node (a reference for explicit freeing, not a peer)"
-        echo "- Unit: seconds, median (min-max); M nodes/s: nodes allocated per second; Boehm/rcgc: Boehm's time over rcgc's (above 1.00x: rcgc faster); gc pauses: rcgc's own world-stopped time (rcgc_gc_get_stats), Boehm's from its stop-world/start-world events"
+        echo "- Unit: seconds, median (min-max); M nodes/s: nodes allocated per second; Boehm/rcgc: Boehm's time over rcgc's (above 1.00x: rcgc faster); peak RSS: getrusage's ru_maxrss; gc collections: rcgc's (rcgc_gc_get_stats) or Boehm's (GC_get_gc_no); found nothing: rcgc's collections that found no unreachable object (an RCGC_GC_STOP callback with unreachable 0); gc pauses: rcgc's own world-stopped time (rcgc_gc_get_stats), Boehm's from its stop-world/start-world events; medians over the runs"
     } > "$md"
 
     local ph hdr_t="" hdr_m="" sep_m=""
@@ -1354,22 +1518,22 @@ bench_gcbench() {
     for t in "${T[@]}"; do
         printf '\ngcbench, %s thread%s (seconds, median (min-max) of %s runs; Boehm/x: Boehm time over this one, above 1 = faster than Boehm)\n' \
             "$t" "$([ "$t" -eq 1 ] || echo s)" "$REPS"
-        printf '%-12s %26s %9s %9s %8s %8s %11s %11s\n' variant seconds "M nodes/s" Boehm/x "peak MB" "gc colls" "pause tot ms" "pause max ms"
+        printf '%-12s %26s %9s %9s %8s %8s %7s %12s %12s\n' variant seconds "M nodes/s" Boehm/x "peak MB" "gc colls" "empty" "pause tot ms" "pause max ms"
         {
             echo
             echo "## $t thread$([ "$t" -eq 1 ] || echo s)"
             echo
-            echo "| variant | seconds | M nodes/s | Boehm / x | peak RSS MB | gc collections | gc pause total ms | gc pause max ms |"
-            echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+            echo "| variant | seconds | M nodes/s | Boehm / x | peak RSS MB | gc collections | found nothing | gc pause total ms | gc pause max ms |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         } >> "$md"
         for v in "${V[@]}"; do
             local r row
             r=$(ratio "${med[boehm,$t]:-NA}" "${med[$v,$t]}")
             row=$(awk -F, -v v="$v" -v t="$t" 'function f(x, fmt) { return (x == "NA" || x == "") ? "-" : sprintf(fmt, x) }
-                $1 == v && $2 == t { print f($7, "%.1f") "," f($10, "%.1f") "," f($11, "%.0f") "," f($12, "%.1f") "," f($13, "%.1f") }' "$csv")
-            IFS=, read -r mn rss gcc gcp gcm <<< "$row"
-            printf '%-12s %26s %9s %9s %8s %8s %11s %11s\n' "$v" "${cell[$v,$t]}" "$mn" "$r" "$rss" "$gcc" "$gcp" "$gcm"
-            echo "| $v | ${cell[$v,$t]} | $mn | $r | $rss | $gcc | $gcp | $gcm |" >> "$md"
+                $1 == v && $2 == t { print f($7, "%.1f") "," f($10, "%.1f") "," f($11, "%.0f") "," f($12, "%.1f") "," f($13, "%.1f") "," f($15, "%.0f") }' "$csv")
+            IFS=, read -r mn rss gcc gcp gcm gce <<< "$row"
+            printf '%-12s %26s %9s %9s %8s %8s %7s %12s %12s\n' "$v" "${cell[$v,$t]}" "$mn" "$r" "$rss" "$gcc" "$gce" "$gcp" "$gcm"
+            echo "| $v | ${cell[$v,$t]} | $mn | $r | $rss | $gcc | $gce | $gcp | $gcm |" >> "$md"
         done
         printf '\n  per phase, ms (median; td: top-down, bu: bottom-up, then the depth)\n  %-12s%s\n' variant "$hdr_t"
         {
@@ -1388,6 +1552,25 @@ bench_gcbench() {
             printf '  %-12s%s\n' "$v" "$lt"
             echo "| $v |$lm" >> "$md"
         done
+    done
+
+    # Goal: GCBench at 1 and 2 threads at least 1.5x faster than Boehm GC.
+    goals_begin gcbench
+    printf '\n%-40s %7s %8s %8s  %s\n' goal threads value limit verdict
+    {
+        echo
+        echo "| goal | threads | value | limit | verdict |"
+        echo "|---|---:|---:|---:|---|"
+    } >> "$md"
+    for t in 1 2; do
+        [[ " ${T[*]} " == *" $t "* ]] || continue
+        local r_bo g_bo
+        r_bo=$(ratio "${med[boehm,$t]:-NA}" "${med[rcgc,$t]:-NA}")
+        g_bo=$(goal_check "${r_bo%x}" ">=" 1.5); [ "$r_bo" = - ] && g_bo=-
+        printf '%-40s %7s %8s %8s  %s\n' "Boehm time / rcgc time" "$t" "$r_bo" ">= 1.5x" "$g_bo"
+        echo "| rcgc 1.5x faster than Boehm GC: Boehm / rcgc | $t | $r_bo | >= 1.5x | $g_bo |" >> "$md"
+        goal_row gcbench "GCBench: rcgc at least 1.5x faster than Boehm GC (stretch depth $stretch)" "$t thr" \
+            "$r_bo (Boehm $(fmt_num "${med[boehm,$t]:-NA}") s vs rcgc $(fmt_num "${med[rcgc,$t]:-NA}") s)" ">= 1.5x" "$g_bo"
     done
 
     local nfail nbad
@@ -1490,13 +1673,14 @@ bench_binary_trees() {
     cp "$res" "$RESULTS/binary_trees_raw.txt"
 
     local csv=$RESULTS/binary_trees.csv md=$RESULTS/binary_trees_summary.md
-    echo "variant,depth,threads,median_s,min_s,max_s,runs,checksums,peak_rss_mb,gc_collections,gc_pause_total_ms,gc_pause_max_ms" > "$csv"
-    declare -A med=() cell=()
-    local m lo hi n cks rss gcc gcp gcm all_ck="" agg=$WORK/bt_agg
+    echo "variant,depth,threads,median_s,min_s,max_s,runs,checksums,peak_rss_mb,gc_collections,gc_pause_total_ms,gc_pause_max_ms,gc_empty,gc_empty_max" > "$csv"
+    declare -A med=() cell=() rssm=() emax=()
+    local m lo hi n cks rss gcc gcp gcm gce gcex all_ck="" agg=$WORK/bt_agg
     local -A AGG=() AGGN=()
     agg_results "$res" > "$agg"
     agg_load "$agg"
     overview_begin binary_trees
+    gcfig_begin binary_trees
     for t in "${T[@]}"; do
         for v in "${V[@]}"; do
             read -r m lo hi <<< "$(agg_get "$v" "$t" seconds)"
@@ -1508,7 +1692,11 @@ bench_binary_trees() {
             read -r gcc _ <<< "$(agg_get "$v" "$t" gc_collections)"
             read -r gcp _ <<< "$(agg_get "$v" "$t" gc_pause_total_ms)"
             read -r gcm _ <<< "$(agg_get "$v" "$t" gc_pause_max_ms)"
-            echo "$v,$depth,$t,$m,$lo,$hi,$n,${cks// /;},$rss,$gcc,$gcp,$gcm" >> "$csv"
+            read -r gce _ gcex <<< "$(agg_get "$v" "$t" gc_empty)"
+            echo "$v,$depth,$t,$m,$lo,$hi,$n,${cks// /;},$rss,$gcc,$gcp,$gcm,$gce,$gcex" >> "$csv"
+            gcfig_row binary_trees "binary-trees depth $depth" "$t thr" "$v" "$m" "$gcc" "$gce" "$gcp" "$gcm" "$rss"
+            rssm[$v,$t]=$rss
+            emax[$v,$t]=$gcex
             case "$v" in
                 rcgc|glibc|mimalloc|boehm)
                     overview_row binary_trees "binary-trees depth $depth" "$t thr" s lower "$v" "$m $lo $hi" ;;
@@ -1532,29 +1720,31 @@ bench_binary_trees() {
         echo "- Tree: rcgc $(tree_rev)"
         echo "- Run: BENCH=$BENCH, depth $depth, threads ${T[*]} (the depths shared out, as the game's multi-threaded C programs do), $REPS runs per variant taking turns; whole program from main's start (allocator set-up and tear-down included)"
         echo "- Variants: glibc malloc/free; mimalloc mi_malloc/mi_free (libmimalloc $(dpkg-query -W -f='${Version}' libmimalloc2.0 2>/dev/null || echo '?'), own binary); Boehm GC_MALLOC, no frees (default marker threads); rcgc: rcgc_new objects with traverse/clear, freed by rcgc_decref, automatic collections on (defaults); rcgc_purge0: RCGC_PURGE=0; rcgc_purge0_nogc: RCGC_PURGE=0 RCGC_GC_THRESHOLD=0 (no automatic collection)"
-        echo "- Unit: seconds, median (min-max); rcgc/x: rcgc's median over the variant's (above 1.00x: rcgc slower)"
+        echo "- Unit: seconds, median (min-max); rcgc/x: rcgc's median over the variant's (above 1.00x: rcgc slower); peak RSS: getrusage's ru_maxrss; gc collections: rcgc's (rcgc_gc_get_stats) or Boehm's (GC_get_gc_no), up to the end of the work (rcgc_shutdown's own collection not counted); found nothing: rcgc's collections that found no unreachable object (an RCGC_GC_STOP callback with unreachable 0: wasted on this program, whose trees reference counting frees), median (worst run); gc pauses: rcgc's world-stopped time (rcgc_gc_get_stats), Boehm's from its stop-world/start-world events; medians over the runs"
     } > "$md"
     for t in "${T[@]}"; do
         printf '\nbinary_trees depth %s, %s thread%s (seconds, median (min-max) of %s runs; rcgc/x: rcgc time over this one)\n' \
             "$depth" "$t" "$([ "$t" -eq 1 ] || echo s)" "$REPS"
-        printf '%-18s %26s %9s %10s %10s %12s\n' variant seconds rcgc/x "peak MB" "gc colls" "gc pause ms"
+        printf '%-18s %26s %9s %10s %10s %13s %12s %12s\n' variant seconds rcgc/x "peak MB" "gc colls" "found nothing" "pause tot ms" "pause max ms"
         {
             echo
             echo "## $t thread$([ "$t" -eq 1 ] || echo s)"
             echo
-            echo "| variant | seconds | rcgc/x | peak RSS MB | gc collections | gc pause total ms | gc pause max ms |"
-            echo "|---|---:|---:|---:|---:|---:|---:|"
+            echo "| variant | seconds | rcgc/x | peak RSS MB | gc collections | found nothing | gc pause total ms | gc pause max ms |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|"
         } >> "$md"
         for v in "${V[@]}"; do
             local r
             r=$(ratio "${med[rcgc,$t]:-NA}" "${med[$v,$t]}")
-            # collections as an integer, RSS and pauses to 0.1 (NA: "-")
-            local row_gc c1 c2 c3
-            row_gc=$(awk -F, -v v="$v" -v t="$t" 'function f(x, fmt) { return x == "NA" ? "-" : sprintf(fmt, x) }
-                $1 == v && $3 == t { print f($9, "%.1f") "," f($10, "%.0f") "," f($11, "%.1f") "," f($12, "%.1f") }' "$csv")
-            IFS=, read -r rss c1 c2 c3 <<< "$row_gc"
-            printf '%-18s %26s %9s %10s %10s %12s\n' "$v" "${cell[$v,$t]}" "$r" "$rss" "$c1" "$c2"
-            echo "| $v | ${cell[$v,$t]} | $r | $rss | $c1 | $c2 | $c3 |" >> "$md"
+            # collections as an integer, RSS and pauses to 0.1 (NA: "-");
+            # found nothing: median (worst run)
+            local row_gc c1 c2 c3 c4
+            row_gc=$(awk -F, -v v="$v" -v t="$t" 'function f(x, fmt) { return (x == "NA" || x == "") ? "-" : sprintf(fmt, x) }
+                $1 == v && $3 == t { print f($9, "%.1f") "," f($10, "%.0f") "," f($11, "%.1f") "," f($12, "%.1f") "," \
+                    (f($13, "%.0f") == "-" ? "-" : f($13, "%.0f") " (" f($14, "%.0f") ")") }' "$csv")
+            IFS=, read -r rss c1 c2 c3 c4 <<< "$row_gc"
+            printf '%-18s %26s %9s %10s %10s %13s %12s %12s\n' "$v" "${cell[$v,$t]}" "$r" "$rss" "$c1" "$c4" "$c2" "$c3"
+            echo "| $v | ${cell[$v,$t]} | $r | $rss | $c1 | $c4 | $c2 | $c3 |" >> "$md"
         done
     done
 
@@ -1562,24 +1752,52 @@ bench_binary_trees() {
     if [ "$ncks" -eq 1 ]; then ck_verdict="every run's output has the same checksum ($(echo $all_ck | cut -d' ' -f1))"
     else ck_verdict="CHECKSUMS DIFFER between variants: $(echo $all_ck | tr ' ' '\n' | sort -u | tr '\n' ' ')"
     fi
-    printf '\n%-40s %7s %8s %8s  %s\n' goal threads value limit verdict
+    # Goals (stated for depth 21 at 2 threads; checked at every depth and
+    # thread count run, the depth named): time within 1.5x of mimalloc's
+    # and 3x below Boehm's, peak RSS within 1.3x of mimalloc's, at most 3
+    # automatic collections that find nothing (the worst run's count).
+    local dnote=""
+    [ "$depth" -ne 21 ] && dnote=" (the goals' depth is 21)"
+    goals_begin binary_trees
+    printf '\n%-40s %7s %8s %8s  %s\n' "goal at depth $depth$dnote" threads value limit verdict
     {
+        echo
+        echo "Goals at depth $depth$dnote:"
         echo
         echo "| goal | threads | value | limit | verdict |"
         echo "|---|---:|---:|---:|---|"
     } >> "$md"
     for t in "${T[@]}"; do
-        local r_mi r_bo g_mi g_bo
+        local r_mi r_bo r_rss g_mi g_bo g_rss g_em e_rc colls
+        read -r colls _ <<< "$(agg_get rcgc "$t" gc_collections)"
         r_mi=$(ratio "${med[rcgc,$t]:-NA}" "${med[mimalloc,$t]:-NA}")
         r_bo=$(ratio "${med[boehm,$t]:-NA}" "${med[rcgc,$t]:-NA}")
-        g_mi=$(goal_check "${r_mi%x}" "<=" 1.2); [ "$r_mi" = - ] && g_mi=-
+        r_rss=$(ratio "${rssm[rcgc,$t]:-NA}" "${rssm[mimalloc,$t]:-NA}")
+        e_rc=${emax[rcgc,$t]:-NA}
+        g_mi=$(goal_check "${r_mi%x}" "<=" 1.5); [ "$r_mi" = - ] && g_mi=-
         g_bo=$(goal_check "${r_bo%x}" ">=" 3); [ "$r_bo" = - ] && g_bo=-
-        printf '%-40s %7s %8s %8s  %s\n' "rcgc time / mimalloc time" "$t" "$r_mi" "<= 1.2x" "$g_mi"
+        g_rss=$(goal_check "${r_rss%x}" "<=" 1.3); [ "$r_rss" = - ] && g_rss=-
+        g_em=$(goal_check "$e_rc" "<=" 3)
+        [ "$e_rc" != NA ] && printf -v e_rc '%.0f' "$e_rc"
+        printf '%-40s %7s %8s %8s  %s\n' "rcgc time / mimalloc time" "$t" "$r_mi" "<= 1.5x" "$g_mi"
         printf '%-40s %7s %8s %8s  %s\n' "Boehm time / rcgc time" "$t" "$r_bo" ">= 3x" "$g_bo"
+        printf '%-40s %7s %8s %8s  %s\n' "rcgc peak RSS / mimalloc peak RSS" "$t" "$r_rss" "<= 1.3x" "$g_rss"
+        printf '%-40s %7s %8s %8s  %s\n' "rcgc collections that found nothing" "$t" "$e_rc" "<= 3" "$g_em"
         {
-            echo "| rcgc within 1.2x of mimalloc: rcgc / mimalloc | $t | $r_mi | <= 1.2x | $g_mi |"
+            echo "| rcgc within 1.5x of mimalloc: rcgc / mimalloc | $t | $r_mi | <= 1.5x | $g_mi |"
             echo "| rcgc 3x faster than Boehm GC: Boehm / rcgc | $t | $r_bo | >= 3x | $g_bo |"
+            echo "| peak RSS within 1.3x of mimalloc's: rcgc / mimalloc | $t | $r_rss | <= 1.3x | $g_rss |"
+            echo "| automatic collections that found nothing, worst run | $t | $e_rc | <= 3 | $g_em |"
         } >> "$md"
+        local bt="binary-trees depth $depth$dnote"
+        goal_row binary_trees "$bt: rcgc at most 1.5x mimalloc's time" "$t thr" \
+            "$r_mi (rcgc $(fmt_num "${med[rcgc,$t]:-NA}") s vs mimalloc $(fmt_num "${med[mimalloc,$t]:-NA}") s)" "<= 1.5x" "$g_mi"
+        goal_row binary_trees "$bt: rcgc at least 3x faster than Boehm GC" "$t thr" \
+            "$r_bo (Boehm $(fmt_num "${med[boehm,$t]:-NA}") s)" ">= 3x" "$g_bo"
+        goal_row binary_trees "$bt: peak RSS at most 1.3x mimalloc's" "$t thr" \
+            "$r_rss (rcgc $(fmt_num "${rssm[rcgc,$t]:-NA}") MB vs mimalloc $(fmt_num "${rssm[mimalloc,$t]:-NA}") MB)" "<= 1.3x" "$g_rss"
+        goal_row binary_trees "$bt: at most 3 automatic collections that find nothing" "$t thr" \
+            "$e_rc in the worst run (the median run: $(awk -v c="$colls" 'BEGIN { if (c == "NA") print "-"; else printf "%.0f", c }') collections in all)" "<= 3" "$g_em"
     done
     printf 'checksums: %s\n' "$ck_verdict"
     {
@@ -1724,7 +1942,7 @@ overview_render() {
     local b f
     for b in $ALL_BENCHES; do
         f=$RESULTS/${b}_overview.csv
-        [ -f "$f" ] && tail -n +2 "$f" | sed "s/^/$b,/"
+        if [ -f "$f" ]; then tail -n +2 "$f" | sed "s/^/$b,/"; fi
     done | awk -F, -v md="$1" '
         function fmt(x) {
             x += 0
@@ -1775,6 +1993,44 @@ overview_render() {
         }'
 }
 
+# goals_render MDFILE: the goals every <bench>_goals.csv in $RESULTS
+# checked, on stdout (terminal layout) and as Markdown rows in MDFILE,
+# then a line "@@goals MET MISSED NONE".
+goals_render() {
+    local b f
+    for b in $ALL_BENCHES; do
+        f=$RESULTS/${b}_goals.csv
+        if [ -f "$f" ]; then tail -n +2 "$f"; fi
+    done | awk -F, -v md="$1" '
+        BEGIN { printf "%-88s %-7s %-9s %s\n", "goal", "case", "limit", "verdict: figure" }
+        {
+            v = $5
+            if (v == "met") met++; else if (v == "MISSED") missed++; else none++
+            printf "%-88s %-7s %-9s %s: %s\n", $1, $2, $4, v, $3
+            printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, v == "MISSED" ? "**MISSED**" : v > md
+        }
+        END { printf "@@goals %d %d %d\n", met, missed, none > md }'
+}
+
+# gcfig_render MDFILE: the collectors' figures from every <bench>_gc.csv
+# in $RESULTS, on stdout (terminal layout) and as Markdown rows in MDFILE.
+gcfig_render() {
+    local b f
+    for b in $ALL_BENCHES; do
+        f=$RESULTS/${b}_gc.csv
+        if [ -f "$f" ]; then tail -n +2 "$f"; fi
+    done | awk -F, -v md="$1" '
+        function f(x, fmt) { return (x == "" || x == "NA") ? "-" : sprintf(fmt, x) }
+        BEGIN { printf "%-28s %-6s %-17s %9s %7s %7s %12s %12s %9s\n", "workload", "case", "variant", "seconds",
+                       "colls", "empty", "pause tot ms", "pause max ms", "peak MB" }
+        {
+            printf "%-28s %-6s %-17s %9s %7s %7s %12s %12s %9s\n", $1, $2, $3, f($4, "%.3f"), f($5, "%.0f"),
+                   f($6, "%.0f"), f($7, "%.1f"), f($8, "%.1f"), f($9, "%.1f")
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, f($4, "%.3f"), f($5, "%.0f"),
+                   f($6, "%.0f"), f($7, "%.1f"), f($8, "%.1f"), f($9, "%.1f") > md
+        }'
+}
+
 # write_report: overview.md and summary.md from whatever the benchmarks
 # left in $RESULTS (this run's, or an earlier run's for benchmarks not run
 # now: each section names its own date).
@@ -1788,6 +2044,11 @@ write_report() {
     mapfile -t behind < <(sed -n '/^@@behind /,$p' "$rows" | tail -n +2)
     local n_ahead n_behind n_noise
     read -r n_ahead n_behind n_noise <<< "${counts:-0 0 0}"
+    local grows=$WORK/goal_rows gterm n_met n_missed n_none
+    gterm=$(goals_render "$grows")
+    read -r n_met n_missed n_none <<< "$(grep '^@@goals ' "$grows" | cut -d' ' -f2-)"
+    local crows=$WORK/gc_rows cterm
+    cterm=$(gcfig_render "$crows")
 
     # Terminal
     echo
@@ -1799,6 +2060,16 @@ write_report() {
     printf '%s\n' "$term"
     echo
     echo "Comparisons: rcgc ahead in $n_ahead, behind in $n_behind, within the spread (~) in $n_noise."
+    if [ -s "$crows" ]; then
+        echo
+        echo "Collectors (median of the runs; empty: rcgc's collections that found nothing; - : no such figure):"
+        printf '%s\n' "$cterm"
+    fi
+    if [ -s "$grows" ] && [ "$(grep -vc '^@@goals ' "$grows")" -gt 0 ]; then
+        echo
+        echo "Goals: $n_met met, $n_missed missed, $n_none without a figure."
+        printf '%s\n' "$gterm"
+    fi
 
     # overview.md
     {
@@ -1835,6 +2106,27 @@ write_report() {
         else
             local l
             for l in "${behind[@]}"; do echo "- $l"; done
+        fi
+        echo
+        if [ -s "$crows" ]; then
+            echo
+            echo "## Collections, pauses and memory"
+            echo
+            echo "What each variant's collector did in GCBench and binary-trees (medians of the runs): seconds of the run; collections run (rcgc: rcgc_gc_get_stats, up to the end of the work, not rcgc_shutdown's; Boehm: GC_get_gc_no); found nothing: rcgc's collections that found no unreachable object (an RCGC_GC_STOP callback with unreachable 0), wasted work on these programs, whose garbage reference counting frees; pause: world-stopped time, total and longest (rcgc: rcgc_gc_get_stats; Boehm: its stop-world to start-world events); peak RSS: getrusage's ru_maxrss. -: the variant has no such figure (malloc has no collector; Boehm does not say which of its collections found nothing)."
+            echo
+            echo "| workload | case | variant | seconds | collections | found nothing | pause total ms | pause max ms | peak RSS MB |"
+            echo "|---|---|---|---:|---:|---:|---:|---:|---:|"
+            cat "$crows"
+        fi
+        if [ -s "$grows" ] && [ "$(grep -vc '^@@goals ' "$grows")" -gt 0 ]; then
+            echo
+            echo "## Goals"
+            echo
+            echo "The project's goals that this run's benchmarks check: $n_met met, $n_missed missed, $n_none without a figure (a benchmark or peer that did not run). A goal stated at a size or thread count the run did not use (quick mode runs binary-trees at depth 18) is checked at the one it used, and says so."
+            echo
+            echo "| goal | case | figure | limit | verdict |"
+            echo "|---|---|---|---:|---|"
+            grep -v '^@@goals ' "$grows"
         fi
         echo
         echo "Each benchmark's section in summary.md has the full tables (min-max of every figure, rcgc's other settings such as \`RCGC_PURGE=0\`, goals)."
@@ -1908,7 +2200,7 @@ for b in $BENCHES; do
     log "##### benchmark $ib/$nb: $b ($(mmss "$SECONDS") since the start)"
     # A benchmark that fails leaves no overview rows or summary behind
     # (not an earlier run's either); the others go on.
-    rm -f "$RESULTS/${b}_overview.csv" "$RESULTS/${b}_summary.md"
+    rm -f "$RESULTS/${b}_overview.csv" "$RESULTS/${b}_summary.md" "$RESULTS/${b}_goals.csv" "$RESULTS/${b}_gc.csv"
     t0=$SECONDS
     set +e
     ( set -e; "bench_$b" )
