@@ -55,5 +55,9 @@ void rcgc__weakref_clear_dying(rcgc__header *h);
 size_t rcgc__weakref_clear_for_gc(rcgc__header *h, rcgc_weakref **pending);
 void rcgc__weakref_run_callbacks(rcgc_weakref *pending);
 void rcgc__weakref_shutdown(void);
+/* Testing only (weakref_test), NULL otherwise: called by the thread that
+ * clears w (stripe lock held) once it has decided that w gets a callback,
+ * before it takes the callback's reference on w. */
+extern void (*_Atomic rcgc__weakref_clear_hook)(rcgc_weakref *w);
 
 #endif

@@ -23,7 +23,9 @@
  * Callbacks and lifetime. A record holds one reference for its user and
  * one per pending callback; it is freed when both are gone, so a callback
  * never sees freed memory, even if the user frees the record meanwhile. A
- * record freed before its referent died gets no callback.
+ * record freed before its referent died gets no callback. A clear takes
+ * the callback's reference before it publishes the cleared referent: a
+ * free that reads NULL drops the user's reference without the lock.
  *
  * Locks: no stripe lock is held across a safepoint or an allocation that
  * may poll, so the collector can take them with the world stopped.
@@ -208,6 +210,8 @@ void rcgc_weakref_free(rcgc_weakref *w) {
     release(w);
 }
 
+void (*_Atomic rcgc__weakref_clear_hook)(rcgc_weakref *w);
+
 /* Clear every weak reference to the object at h; those with a callback
  * (and not freed) are pushed on *pending with a reference. */
 static size_t clear_all(rcgc__header *h, rcgc_weakref **pending) {
@@ -223,13 +227,24 @@ static size_t clear_all(rcgc__header *h, rcgc_weakref **pending) {
         }
         *p = w->next;
         s->count--;
-        atomic_store_explicit(&w->referent, NULL, memory_order_release);
         if (w->cb && !atomic_load_explicit(&w->freed, memory_order_acquire)) {
+            void (*hook)(rcgc_weakref *) =
+                atomic_load_explicit(&rcgc__weakref_clear_hook, memory_order_relaxed);
+            if (rcgc_unlikely(hook != NULL))
+                hook(w);
             atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
             w->cb_next = *pending;
             *pending = w;
             n++;
         }
+        /* Last, and the last touch of w: a rcgc_weakref_free that reads
+         * NULL here (acquire, pairs with this release) drops the user's
+         * reference without the lock, so the callback's reference must be
+         * taken before. Cleared first, the free could release the record
+         * before the increment above, which then revived a freed record
+         * that the callback runner freed again (weakref_stress: `pg->used
+         * >= n` in page_collect). */
+        atomic_store_explicit(&w->referent, NULL, memory_order_release);
     }
     pthread_mutex_unlock(&s->lock);
     return n;

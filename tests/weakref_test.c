@@ -10,7 +10,9 @@
  * gt_nodes (gc_test_util.h).
  */
 #include <sched.h>
+#include <time.h>
 
+#include "lib/gc.h"
 #include "tests/gc_test_util.h"
 
 #define SCALE(normal, sanitized) TEST_SCALE(normal, sanitized)
@@ -222,6 +224,84 @@ static void test_callback_on_dropping_thread(void **state) {
     assert_false(atomic_load(&cb_saw_live_ref));
     assert_null(rcgc_weakref_get(w));
     rcgc_weakref_free(w);
+    gt_assert_clean();
+}
+
+/* rcgc_weakref_free on one thread while the referent's death clears the
+ * same weak reference on another (weakref_stress, seed 192723271397954:
+ * `pg->used >= n` in page_collect). The free returns without the stripe
+ * lock once it reads the referent cleared, and drops the user's reference;
+ * the clearing thread must already hold the callback's reference by then,
+ * or the free releases the record while the clear still takes a reference
+ * to it and queues it, and the callback runner frees it a second time.
+ * The hook stops the clearing thread where it has decided on a callback:
+ * the free runs there (or waits for the stripe lock, 100 ms at most). */
+typedef struct {
+    gt_node *o;
+    rcgc_weakref *w;
+    test_gate took, drop;
+    _Atomic int in_hook, freed;
+} clear_race_ctx;
+static clear_race_ctx clear_race;  /* static: teardown may open its gates after we return */
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void clear_race_hook(rcgc_weakref *w) {
+    if (w != clear_race.w || atomic_exchange(&clear_race.in_hook, 1))
+        return;
+    uint64_t until = mono_ms() + 100;
+    while (!atomic_load(&clear_race.freed) && mono_ms() < until)
+        sched_yield();
+}
+
+static void *clear_race_dropper(void *arg) {
+    clear_race_ctx *c = arg;
+    THREAD_CHECK(rcgc_thread_attach() == 0);
+    rcgc_incref(c->o);
+    test_gate_set(&c->took, 1);
+    test_gate_wait(&c->drop, 1);
+    rcgc_decref(c->o);      /* the last reference: the weak reference is cleared here */
+    rcgc_thread_detach();   /* pushes the callback runner's free to its page */
+    return NULL;
+}
+
+static void test_mt_free_races_clear(void **state) {
+    TEST_BEGIN(state);
+    clear_race_ctx *c = &clear_race;
+    memset(c, 0, sizeof *c);
+    test_gate_init(&c->took);
+    test_gate_init(&c->drop);
+    rcgc_heap_collect();
+    rcgc_stats st0;
+    rcgc_stats_get(&st0);
+    c->o = gt_new(&gt_node_type);
+    uint32_t id = c->o->id;
+    c->w = rcgc_weakref_new(c->o, record_cb, ID_ARG(c->o));
+    assert_non_null(c->w);
+    atomic_store(&rcgc__weakref_clear_hook, clear_race_hook);
+    pthread_t th = test_thread_start(clear_race_dropper, c);
+    test_gate_wait(&c->took, 1);
+    rcgc_decref(c->o);      /* ours: the dropper's reference is the last */
+    test_gate_set(&c->drop, 1);
+    while (!atomic_load(&c->in_hook))
+        sched_yield();
+    rcgc_weakref_free(c->w);
+    atomic_store(&c->freed, 1);
+    gt_join(th);
+    atomic_store(&rcgc__weakref_clear_hook, NULL);
+    assert_int_equal(atomic_load(&gt_destroyed[id]), 1);
+    assert_true(atomic_load(&cb_calls[id]) <= 1);
+    /* The record went back to its page once: the blocks in use are what
+     * they were (a second free made page_collect count one block more than
+     * the page had out, or left one fewer in use). */
+    rcgc_heap_collect();
+    rcgc_stats st1;
+    rcgc_stats_get(&st1);
+    assert_int_equal(st1.blocks_in_use, st0.blocks_in_use);
     gt_assert_clean();
 }
 
@@ -731,6 +811,7 @@ int main(void) {
         T(test_einval),
         T(test_callback_refcount_death),
         T(test_callback_on_dropping_thread),
+        T(test_mt_free_races_clear),
         T(test_callback_after_collection),
         T(test_get_revives_garbage_cycle),
         T(test_cleared_before_finalizers),
