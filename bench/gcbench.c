@@ -200,16 +200,6 @@ static long count_nodes(const node *n) {
     return n ? 1 + count_nodes(n->left) + count_nodes(n->right) : 0;
 }
 
-/* rcgc's collections that found nothing: counted on the collecting thread,
- * read by main after the phases (relaxed: a counter). */
-static _Atomic uint64_t rcgc_empty_collections;
-
-static void count_empty(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg) {
-    (void)arg;
-    if (phase == RCGC_GC_STOP && info->unreachable == 0)
-        atomic_fetch_add_explicit(&rcgc_empty_collections, 1, memory_order_relaxed);
-}
-
 /* ------------------------------------------------------------------------
  * Boehm's world-stopped time, from its collection events (called with its
  * lock held, by the collecting thread; read by main after the phases).
@@ -309,7 +299,7 @@ int main(int argc, char **argv) {
         impl = IMPL_RCGC;
         if (rcgc_init(NULL) != 0)
             bench_die("rcgc_init failed");
-        if (rcgc_gc_callback_add(count_empty, NULL) != 0)
+        if (rcgc_gc_callback_add(bench_count_empty, NULL) != 0)
             bench_die("rcgc_gc_callback_add failed");
     } else if (strcmp(opt_impl, "boehm") == 0) {
         impl = IMPL_BOEHM;
@@ -408,14 +398,14 @@ int main(int argc, char **argv) {
 
     char extra[256] = "";
     if (impl == IMPL_RCGC) {
-        rcgc_gc_callback_remove(count_empty, NULL);  /* shutdown's own collection is not counted */
+        rcgc_gc_callback_remove(bench_count_empty, NULL);  /* shutdown's own collection is not counted */
         rcgc_gc_stats st;
         rcgc_gc_get_stats(&st);
         snprintf(extra, sizeof extra,
                  " gc_collections=%" PRIu64 " gc_young=%" PRIu64 " gc_empty=%" PRIu64
                  " gc_pause_total_ms=%.3f gc_pause_max_ms=%.3f",
                  st.collections, st.young_collections,
-                 atomic_load_explicit(&rcgc_empty_collections, memory_order_relaxed),
+                 atomic_load_explicit(&bench_empty_collections, memory_order_relaxed),
                  (double)st.pause_total_ns / 1e6, (double)st.pause_max_ns / 1e6);
         drop_tree(long_lived);
         long_lived = NULL;

@@ -425,4 +425,18 @@ static inline void bench_run_free(bench_run *r) {
     r->workers = NULL;
 }
 
+/* rcgc's collections that found nothing (RCGC_GC_STOP with unreachable
+ * 0), for the RESULT lines of binary_trees and gcbench: register
+ * bench_count_empty with rcgc_gc_callback_add; counted on the collecting
+ * thread, read by main after the work (relaxed: a counter). One counter
+ * per program (a static in this header). */
+#ifdef RCGC_H
+static _Atomic uint64_t bench_empty_collections;
+static inline void bench_count_empty(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg) {
+    (void)arg;
+    if (phase == RCGC_GC_STOP && info->unreachable == 0)
+        atomic_fetch_add_explicit(&bench_empty_collections, 1, memory_order_relaxed);
+}
+#endif
+
 #endif /* RCGC_BENCH_UTIL_H */
