@@ -385,6 +385,8 @@ static void purge_run(rcgc_arena *a, uint32_t first, uint32_t n) {
 /* Give slices [first, first + n) of a a purge deadline. */
 static void purge_defer(rcgc_arena *a, uint32_t first, uint32_t n, uint64_t deadline) {
     purge_map *pm = purge_of(a);
+    if (purge_pending == 0)
+        purge_next = UINT64_MAX;    /* nothing waits: an old deadline means nothing (span_take) */
     for (uint32_t i = first; i < first + n; i++) {
         if (!pm->deadline[i]) {
             pm->pending++;
@@ -394,7 +396,9 @@ static void purge_defer(rcgc_arena *a, uint32_t first, uint32_t n, uint64_t dead
     }
     if (deadline < purge_next) {
         purge_next = deadline;
-        pthread_cond_signal(&purge_cond);   /* the purger sleeps until the old, later one */
+        /* The purger sleeps until the old, later deadline, or without one
+         * while nothing was pending: wake it. */
+        pthread_cond_signal(&purge_cond);
     }
 }
 
@@ -478,7 +482,6 @@ static bool purger_ensure(void) {
     pthread_once(&purge_once, purge_init_once);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 64 << 10);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);   /* it takes no signals */
