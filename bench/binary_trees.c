@@ -165,23 +165,6 @@ static tnode *bottom_up_rcgc(int d) {
 }
 static void free_rcgc(tnode *t) { rcgc_decref(t); }  /* clear frees the children */
 
-/* Boehm's world-stopped time, from its collection events (called with its
- * lock held, by the collecting thread; read by main after the work). */
-static uint64_t boehm_stop_ns;
-static _Atomic uint64_t boehm_pause_total_ns, boehm_pause_max_ns;
-
-static void GC_CALLBACK boehm_event(GC_EventType e) {
-    if (e == GC_EVENT_PRE_STOP_WORLD) {
-        boehm_stop_ns = bench_now_ns();
-    } else if (e == GC_EVENT_POST_START_WORLD && boehm_stop_ns) {
-        uint64_t d = bench_now_ns() - boehm_stop_ns;
-        boehm_stop_ns = 0;
-        atomic_fetch_add_explicit(&boehm_pause_total_ns, d, memory_order_relaxed);
-        if (d > atomic_load_explicit(&boehm_pause_max_ns, memory_order_relaxed))
-            atomic_store_explicit(&boehm_pause_max_ns, d, memory_order_relaxed);
-    }
-}
-
 #endif /* !BT_MIMALLOC */
 
 typedef struct allocator {
@@ -274,7 +257,7 @@ int main(int argc, char **argv) {
         A = (allocator){ bottom_up_boehm, free_boehm, 1 };
         GC_INIT();
         GC_allow_register_threads();
-        GC_set_on_collection_event(boehm_event);
+        GC_set_on_collection_event(bench_boehm_event);
     } else {
         A = (allocator){ bottom_up_rcgc, free_rcgc, 2 };
         if (rcgc_init(NULL) != 0)

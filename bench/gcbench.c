@@ -201,26 +201,6 @@ static long count_nodes(const node *n) {
 }
 
 /* ------------------------------------------------------------------------
- * Boehm's world-stopped time, from its collection events (called with its
- * lock held, by the collecting thread; read by main after the phases).
- * ------------------------------------------------------------------------ */
-static uint64_t boehm_stop_ns;
-static _Atomic uint64_t boehm_pause_total_ns, boehm_pause_max_ns, boehm_pauses;
-
-static void GC_CALLBACK boehm_event(GC_EventType e) {
-    if (e == GC_EVENT_PRE_STOP_WORLD) {
-        boehm_stop_ns = bench_now_ns();
-    } else if (e == GC_EVENT_POST_START_WORLD && boehm_stop_ns) {
-        uint64_t d = bench_now_ns() - boehm_stop_ns;
-        boehm_stop_ns = 0;
-        atomic_fetch_add_explicit(&boehm_pause_total_ns, d, memory_order_relaxed);
-        atomic_fetch_add_explicit(&boehm_pauses, 1, memory_order_relaxed);
-        if (d > atomic_load_explicit(&boehm_pause_max_ns, memory_order_relaxed))
-            atomic_store_explicit(&boehm_pause_max_ns, d, memory_order_relaxed);
-    }
-}
-
-/* ------------------------------------------------------------------------
  * Phases and threads
  * ------------------------------------------------------------------------ */
 #define MAX_PHASES 64
@@ -305,7 +285,7 @@ int main(int argc, char **argv) {
         impl = IMPL_BOEHM;
         GC_INIT();
         GC_allow_register_threads();
-        GC_set_on_collection_event(boehm_event);
+        GC_set_on_collection_event(bench_boehm_event);
     } else {
         impl = IMPL_GLIBC;
     }

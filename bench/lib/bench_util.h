@@ -425,6 +425,27 @@ static inline void bench_run_free(bench_run *r) {
     r->workers = NULL;
 }
 
+/* Boehm's world-stopped time, from its collection events, for the
+ * RESULT lines of binary_trees and gcbench: register bench_boehm_event
+ * with GC_set_on_collection_event. Called with Boehm's lock held, by the
+ * collecting thread; main reads the totals after the work. Only where
+ * <gc/gc.h> was included first. */
+#ifdef GC_API
+static uint64_t bench_boehm_stop_ns;
+static _Atomic uint64_t boehm_pause_total_ns, boehm_pause_max_ns;
+static inline void GC_CALLBACK bench_boehm_event(GC_EventType e) {
+    if (e == GC_EVENT_PRE_STOP_WORLD) {
+        bench_boehm_stop_ns = bench_now_ns();
+    } else if (e == GC_EVENT_POST_START_WORLD && bench_boehm_stop_ns) {
+        uint64_t d = bench_now_ns() - bench_boehm_stop_ns;
+        bench_boehm_stop_ns = 0;
+        atomic_fetch_add_explicit(&boehm_pause_total_ns, d, memory_order_relaxed);
+        if (d > atomic_load_explicit(&boehm_pause_max_ns, memory_order_relaxed))
+            atomic_store_explicit(&boehm_pause_max_ns, d, memory_order_relaxed);
+    }
+}
+#endif
+
 /* rcgc's collections that found nothing (RCGC_GC_STOP with unreachable
  * 0), for the RESULT lines of binary_trees and gcbench: register
  * bench_count_empty with rcgc_gc_callback_add; counted on the collecting
