@@ -78,8 +78,8 @@ typedef struct {
 static size_t purge_pending;        /* slices with a deadline */
 static uint64_t purge_next = UINT64_MAX; /* earliest deadline (ns) */
 
-/* The purger thread (purge_lock orders its start; it waits on purge_cond
- * with arena_lock held). */
+/* The purger thread: started, stopped and woken under arena_lock; it
+ * waits on purge_cond (CLOCK_MONOTONIC) with arena_lock. */
 static pthread_cond_t purge_cond;
 static bool purger_started;         /* arena_lock */
 static bool purger_quit;            /* rcgc_shutdown stops it (arena_lock) */
@@ -116,12 +116,6 @@ static purge_map *purge_of(rcgc_arena *a) {
 #define ARENA_META_SLICES \
     ((sizeof(rcgc_arena) + sizeof(dirty_map) + sizeof(purge_map) + RCGC_SLICE_SIZE - 1) / \
      RCGC_SLICE_SIZE)
-
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static inline bool bit_get(const uint64_t *w, uint32_t i) { return (w[i / 64] >> (i % 64)) & 1; }
 static inline void bit_put(uint64_t *w, uint32_t i, bool v) {
@@ -437,8 +431,11 @@ static void purge_expired(uint64_t now) {
 
 /* Purge what is due, if anything is (cheap when nothing is). */
 static void purge_due(void) {
-    if (rcgc_unlikely(purge_pending != 0) && mono_ns() >= purge_next)
-        purge_expired(mono_ns());
+    if (rcgc_unlikely(purge_pending != 0)) {
+        uint64_t now = rcgc__os_now_ns();
+        if (now >= purge_next)
+            purge_expired(now);
+    }
 }
 
 /* The purger: sleeps until the earliest deadline, purges, repeats. Never
@@ -451,7 +448,7 @@ static void *purger_main(void *arg) {
             pthread_cond_wait(&purge_cond, &arena_lock);
             continue;
         }
-        uint64_t now = mono_ns();
+        uint64_t now = rcgc__os_now_ns();
         if (now < purge_next) {
             uint64_t t = purge_next;
             struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
@@ -464,13 +461,7 @@ static void *purger_main(void *arg) {
     return NULL;
 }
 
-static void purge_init_once(void) {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&purge_cond, &ca);
-    pthread_condattr_destroy(&ca);
-}
+static void purge_init_once(void) { rcgc__os_cond_init_monotonic(&purge_cond); }
 
 /* Start the purger if it is not running; false if it cannot run (then
  * purges happen at once). */
@@ -601,7 +592,7 @@ void rcgc__arena_free_span(rcgc_page *pg) {
     if (rcgc__option(RCGC_OPT_PURGE)) {
         long delay_ms = rcgc__option(RCGC_OPT_PURGE_DELAY_MS);
         if (delay_ms > 0 && purger_ensure())
-            purge_defer(a, first, n, mono_ns() + (uint64_t)delay_ms * 1000000u);
+            purge_defer(a, first, n, rcgc__os_now_ns() + (uint64_t)delay_ms * 1000000u);
         else
             purge_run(a, first, n);
     }

@@ -108,12 +108,6 @@ uint32_t rcgc__gc_epoch = 1;
 #define GARBAGE_RUN 256         /* garbage-array slots a worker takes at once */
 #define DEC_SLOTS 64            /* phase B: objects whose decrements a worker gathers */
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------------------
  * Settings and state
  * ------------------------------------------------------------------------ */
@@ -904,11 +898,11 @@ static pass_counts run_pass(size_t units) {
         w->scan_pos = w->scan_end = 0;
     }
     atomic_store_explicit(&pool.idle, 0, memory_order_relaxed);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = rcgc__os_now_ns();
     run_phase(phase_init);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = rcgc__os_now_ns();
     run_phase(phase_subtract);
-    uint64_t t2 = now_ns();
+    uint64_t t2 = rcgc__os_now_ns();
     if (C.src.objs) {
         /* The garbage array (pass 2): depth-first from the roots. */
         run_phase(phase_roots);
@@ -917,7 +911,7 @@ static pass_counts run_pass(size_t units) {
     } else {
         run_phase(phase_scan);
     }
-    uint64_t t3 = now_ns();
+    uint64_t t3 = rcgc__os_now_ns();
     if (trace)
         fprintf(stderr, "gc: %u workers: init %.2f ms, subtract %.2f ms, mark %.2f ms\n", active,
                 (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6);
@@ -1181,7 +1175,7 @@ static size_t collect(int young, bool automatic) {
     info.collection = G.collections + 1;
     __atomic_store_n(&G.collections, info.collection, __ATOMIC_RELAXED);
     info.young = young;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = rcgc__os_now_ns();
     run_callbacks(RCGC_GC_START, &info);
 
     memset(&C, 0, sizeof C);
@@ -1191,11 +1185,11 @@ static size_t collect(int young, bool automatic) {
     rcgc__header *dead = NULL;
     size_t need_finalize = 0;
 
-    uint64_t p0 = now_ns();
+    uint64_t p0 = rcgc__os_now_ns();
     rcgc__stop_the_world();
     int err = first_pause(&info, &pending, &dead, &need_finalize);
     rcgc__start_the_world();
-    info.pause_ns = now_ns() - p0;
+    info.pause_ns = rcgc__os_now_ns() - p0;
 
     self->gc_collecting = 1;
     free_dead(dead);
@@ -1217,11 +1211,11 @@ static size_t collect(int young, bool automatic) {
             poll_every(info.finalized);
         }
         if (info.finalized) {
-            p0 = now_ns();
+            p0 = rcgc__os_now_ns();
             rcgc__stop_the_world();
             info.resurrected = resurrection_pause(&pending);
             rcgc__start_the_world();
-            info.pause_ns += now_ns() - p0;
+            info.pause_ns += rcgc__os_now_ns() - p0;
         }
         /* Clear what is still garbage, or keep it (save-all). */
         bool saveall = atomic_load_explicit(&G.debug, memory_order_relaxed) & RCGC_GC_DEBUG_SAVEALL;
@@ -1265,7 +1259,7 @@ static size_t collect(int young, bool automatic) {
     self->gc_collecting = 0;
     rcgc__weakref_run_callbacks(pending);
 
-    info.duration_ns = now_ns() - t0;
+    info.duration_ns = rcgc__os_now_ns() - t0;
     record(&info);
     run_callbacks(RCGC_GC_STOP, &info);
     atomic_store_explicit(&G.collector, NULL, memory_order_relaxed);

@@ -238,3 +238,11 @@ int rcgc__os_tls_set_at(rcgc_os_site *s, pthread_key_t key, const void *value) {
         real_failure(s);
     return err;
 }
+
+void rcgc__os_cond_init_monotonic(pthread_cond_t *c) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+}

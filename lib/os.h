@@ -27,6 +27,7 @@
 #define RCGC_OS_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -134,5 +135,18 @@ void     rcgc__os_mapped(size_t *reservations, size_t *metadata);
 /* Bytes whose munmap failed where the caller could not keep them (metadata
  * release, trimming): mapped but purged, lost to the process. */
 size_t   rcgc__os_stranded_bytes(void);
+
+/* CLOCK_MONOTONIC in nanoseconds: pause timing, purge deadlines, the
+ * sampler's rows. */
+static inline uint64_t rcgc__os_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Initialise c so that its timed waits measure CLOCK_MONOTONIC, the clock
+ * of rcgc__os_now_ns deadlines (a default condvar measures CLOCK_REALTIME:
+ * a monotonic deadline is long past there, and every wait returns at once). */
+void rcgc__os_cond_init_monotonic(pthread_cond_t *c);
 
 #endif

@@ -129,23 +129,11 @@ static struct {
     .fd = -1,
 };
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------------------
  * Once per process: the condition variable's clock, the fork handler.
  * ------------------------------------------------------------------------ */
 
-static void wake_init(void) {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&P.wake, &a);
-    pthread_condattr_destroy(&a);
-}
+static void wake_init(void) { rcgc__os_cond_init_monotonic(&P.wake); }
 
 /* The child of a fork: one thread, the forking one. The parent's locks
  * may have been held by threads that do not exist here. */
@@ -172,7 +160,7 @@ static void on_gc(rcgc_gc_phase phase, const rcgc_gc_info *info, void *arg) {
     (void)arg;
     if (phase != RCGC_GC_STOP)
         return;
-    uint64_t t = now_ns();
+    uint64_t t = rcgc__os_now_ns();
     atomic_fetch_add(&P.inflight, 1);               /* seq_cst: before reading `active` */
     if (atomic_load(&P.active)) {
         gc_slot *ring = atomic_load_explicit(&P.ring, memory_order_relaxed);
@@ -339,7 +327,7 @@ static void sample_thread(rcgc_thread *t, void *arg) {
 }
 
 static void sample_row(outbuf *o) {
-    uint64_t t = now_ns() - P.t0_ns;
+    uint64_t t = rcgc__os_now_ns() - P.t0_ns;
     sample s;
     memset(&s, 0, sizeof s);
     /* Collected frees first: a batch collected after we read the pushers'
@@ -371,7 +359,7 @@ static void sample_row(outbuf *o) {
  * Returns 1 if asked to stop. */
 static int sleep_until(uint64_t deadline, outbuf *o) {
     pthread_mutex_lock(&P.lock);
-    while (!P.stop && !o->err && now_ns() < deadline) {
+    while (!P.stop && !o->err && rcgc__os_now_ns() < deadline) {
         if (ring_fill() >= RING_CAP / 2) {
             pthread_mutex_unlock(&P.lock);
             drain_gc(o);
@@ -414,7 +402,7 @@ static void *sampler_main(void *arg) {
         }
         if (stop)
             break;
-        uint64_t now = now_ns();
+        uint64_t now = rcgc__os_now_ns();
         deadline += P.interval_ns;
         if (deadline <= now)
             deadline = now + P.interval_ns;     /* a late tick: skip, do not catch up */
@@ -534,7 +522,7 @@ static int start_locked(const char *path, unsigned interval_ms, bool from_init) 
     memcpy(P.path, full, sizeof P.path);
     P.fd = fd;
     P.interval_ns = (uint64_t)interval_ms * 1000000u;
-    P.t0_ns = append ? last_init.t0_ns : now_ns();
+    P.t0_ns = append ? last_init.t0_ns : rcgc__os_now_ns();
     P.stop = 0;     /* no sampler thread: no lock needed */
     atomic_store(&P.ring, ring);
 

@@ -43,6 +43,7 @@
 #include <time.h>
 
 #include "gc.h"
+#include "os.h"
 #include "qsbr.h"
 #include "safepoint.h"
 
@@ -57,13 +58,7 @@ static pthread_mutex_t stw_lock = PTHREAD_MUTEX_INITIALIZER;
  * scheduler tick). Set up once, before the first pause. */
 static pthread_cond_t stopped_cond;
 static pthread_once_t stopped_cond_once = PTHREAD_ONCE_INIT;
-static void stopped_cond_init(void) {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&stopped_cond, &attr);
-    pthread_condattr_destroy(&attr);
-}
+static void stopped_cond_init(void) { rcgc__os_cond_init_monotonic(&stopped_cond); }
 static pthread_cond_t resume_cond = PTHREAD_COND_INITIALIZER;    /* suspended threads wait */
 static _Atomic int requested;
 static int countdown;                                            /* stw_lock */
@@ -76,12 +71,6 @@ static struct {
     uint64_t ttsp[TTSP_SAMPLES];
     uint64_t pause_started_ns;
 } st;
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------------------
  * Thread transitions
@@ -226,7 +215,7 @@ void rcgc__stop_the_world(void) {
     }
     pthread_once(&stopped_cond_once, stopped_cond_init);
     rcgc__registry_lock();
-    uint64_t t0 = now_ns();
+    uint64_t t0 = rcgc__os_now_ns();
     pthread_mutex_lock(&stw_lock);
     atomic_store_explicit(&requester, self, memory_order_relaxed);
     atomic_store_explicit(&requested, 1, memory_order_seq_cst);
@@ -271,7 +260,7 @@ void rcgc__stop_the_world(void) {
         deadline.tv_nsec = (long)(until % 1000000000u);
         pthread_cond_timedwait(&stopped_cond, &stw_lock, &deadline);
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = rcgc__os_now_ns();
     st.ttsp[st.pauses % TTSP_SAMPLES] = t1 - t0;
     st.pauses++;
     st.pause_started_ns = t1;
@@ -293,7 +282,7 @@ void rcgc__start_the_world(void) {
     }
     atomic_store_explicit(&requested, 0, memory_order_seq_cst);
     atomic_store_explicit(&requester, NULL, memory_order_relaxed);
-    uint64_t paused = now_ns() - st.pause_started_ns;
+    uint64_t paused = rcgc__os_now_ns() - st.pause_started_ns;
     st.pause_total_ns += paused;
     if (paused > st.pause_max_ns)
         st.pause_max_ns = paused;
