@@ -146,12 +146,19 @@ void  rcgc_weakref_free(rcgc_weakref *w);  /* NULL allowed; any attached thread,
  * that only garbage refers to; garbage is cleared and freed on the
  * collecting thread, whichever thread owned it.
  *
- * Automatic collections run when tracked allocations minus deallocations
+ * Automatic collections follow cycles, not allocation volume: a cycle can
+ * become garbage only when a decrement leaves a tracked object alive (a
+ * "possible root"). They run when tracked allocations minus deallocations
  * since the last collection exceed the threshold and a quarter of the live
- * tracked objects; they are young collections (only objects allocated since
- * the last collection are candidates) unless the objects that survived
- * young collections since the last full one exceed full_pct percent of the
- * objects that survived it.
+ * tracked objects, if any possible root is live; with none, only past 8x
+ * that (the backstop, for cycles built from stolen references). Each
+ * automatic collection in a row that finds nothing doubles the limit (up
+ * to 1024x); one that finds garbage resets it. They are young collections
+ * (only objects allocated since the last collection are candidates) unless
+ * the young survivors since the last full one, less the old objects that
+ * died since, exceed full_pct percent of the objects that survived it, or
+ * possible roots among old objects do, or some are left after 10 young
+ * collections. docs/ARCHITECTURE.md, "Trigger", has the whole policy.
  * ------------------------------------------------------------------------ */
 size_t rcgc_collect(void);                  /* full collection: unreachable objects found */
 size_t rcgc_collect_young(void);            /* young collection: unreachable objects found */
@@ -206,6 +213,9 @@ typedef struct rcgc_gc_stats {
     size_t   tracked_live;  /* tracked objects that survived the last collection, plus count since */
     size_t   frozen;
     rcgc_gc_info last;
+    size_t   possible_roots;    /* live tracked objects a decrement left alive, not yet visited
+                                   by a collection: what the automatic trigger waits for */
+    unsigned empty_streak;      /* automatic collections in a row that found nothing */
 } rcgc_gc_stats;
 void rcgc_gc_get_stats(rcgc_gc_stats *out);
 
@@ -517,6 +527,9 @@ typedef struct rcgc__header {
 
 #define RCGC__IMMORTAL    UINT32_MAX
 #define RCGC__UNOWNED     ((uintptr_t)1)
+/* gc bits the inline decrement reads (lib/object.h has them all). */
+#define RCGC__GC_TRACKED  1u
+#define RCGC__GC_PURPLE   (1u << 7)
 #define RCGC__SHARED_SHIFT 2
 
 #define RCGC__HDR(o) ((rcgc__header *)(o) - 1)
@@ -524,6 +537,7 @@ typedef struct rcgc__header {
 void rcgc__incref_shared(void *o);
 void rcgc__decref_shared(void *o);
 void rcgc__decref_local_slow(void *o);
+void rcgc__possible_root(void *o);
 void rcgc__safepoint_slow(void);
 
 static inline void rcgc_safepoint(void) {
@@ -548,9 +562,14 @@ static inline void rcgc_decref(void *o) {
     if (local == RCGC__IMMORTAL)
         return;
     if (__builtin_expect(__atomic_load_n(&h->owner, __ATOMIC_RELAXED) == (uintptr_t)rcgc__tls_thread, 1)) {
-        if (__builtin_expect(local > 1, 1))
+        if (__builtin_expect(local > 1, 1)) {
+            /* It stays alive: a tracked object that does may have become
+             * cyclic garbage (a possible root: lib/gc.c, "Triggering"). */
+            uint32_t gc = __atomic_load_n(&h->gc, __ATOMIC_RELAXED);
+            if (__builtin_expect((gc & (RCGC__GC_TRACKED | RCGC__GC_PURPLE)) == RCGC__GC_TRACKED, 0))
+                rcgc__possible_root(o);
             __atomic_store_n(&h->local, local - 1, __ATOMIC_RELAXED);
-        else
+        } else
             rcgc__decref_local_slow(o);     /* 1 -> 0: merge or free; 0: misuse */
     } else {
         rcgc__decref_shared(o);

@@ -118,7 +118,15 @@ static struct {
     _Atomic unsigned full_pct;
     _Atomic unsigned debug;
     _Atomic long young_count;           /* clamped at zero */
-    _Atomic size_t tracked_live;
+    _Atomic size_t tracked_live;        /* survivors, as of the last collection */
+    /* Possible roots: live PURPLE objects, less what threads buffer (so
+     * below zero at times; exact with the world stopped, see
+     * policy_after_pause). */
+    _Atomic long purple;
+    _Atomic size_t old_deaths;          /* tracked objects that died old since the last full */
+    _Atomic size_t purple_old;          /* PURPLE objects a young collection did not visit */
+    _Atomic unsigned empty_streak;      /* automatic collections in a row that found nothing */
+    _Atomic unsigned young_since_full;
     _Atomic size_t frozen;
     rcgc_thread *_Atomic collector;     /* the thread inside a collection or snapshot */
     /* gc_lock */
@@ -154,6 +162,7 @@ typedef struct worker {
     rcgc__header *stack;                /* private mark stack (linked through owner) */
     size_t stack_n;
     size_t candidates, reached;
+    size_t purple;                      /* PURPLE bits cleared (survivors, garbage) */
     size_t gfill, gend;                 /* phase D: this worker's slots of the garbage array */
     uintptr_t scan_pos, scan_end;       /* phase C on pages: where this worker's scan is */
     rcgc__header *traversing;           /* phase B: whose traverse runs (fatal messages) */
@@ -635,7 +644,9 @@ static void drain(worker *w, rcgc_visit_fn visit) {
         store_owner(h, owner_to_restore(h, gc));
         /* A plain store: REACHABLE is set, so no other worker changes this
          * word now (try_mark's fetch-or finds the bit and fails). */
-        store_gc(h, gc & ~(uint32_t)(RCGC_GC_CANDIDATE | RCGC_GC_OWNED | RCGC_GC_YOUNG));
+        store_gc(h, gc & ~(uint32_t)(RCGC_GC_CANDIDATE | RCGC_GC_OWNED | RCGC_GC_YOUNG |
+                                     RCGC_GC_PURPLE));
+        w->purple += (gc & RCGC_GC_PURPLE) != 0;
         h->type->traverse(rcgc__obj(h), visit, w);
         if (w->atomic && w->stack_n >= SHARE_MIN &&
             atomic_load_explicit(&pool.idle, memory_order_relaxed) > 0)
@@ -788,7 +799,9 @@ static inline void traverse_claimed(worker *w, rcgc__header *h) {
     uint32_t gc = rcgc__gcbits(h);
     store_owner(h, owner_to_restore(h, gc));
     /* REACHABLE and CLAIMED are set: nobody else writes this word now. */
-    store_gc(h, gc & ~(uint32_t)(RCGC_GC_CANDIDATE | RCGC_GC_OWNED | RCGC_GC_YOUNG));
+    store_gc(h, gc & ~(uint32_t)(RCGC_GC_CANDIDATE | RCGC_GC_OWNED | RCGC_GC_YOUNG |
+                                 RCGC_GC_PURPLE));
+    w->purple += (gc & RCGC_GC_PURPLE) != 0;
     h->type->traverse(rcgc__obj(h), visit_scan_mark, w);
     drain(w, visit_scan_mark);
 }
@@ -845,9 +858,13 @@ static inline void finish_block(worker *w, rcgc__header *h, size_t idx) {
     }
     uintptr_t owner = owner_to_restore(h, gc);
     store_owner(h, owner);
-    store_gc(h, gc & ~RCGC_GC_TRANSIENT);
-    if (C.restore_only || idx != SIZE_MAX)
+    if (C.restore_only || idx != SIZE_MAX) {
+        store_gc(h, gc & ~RCGC_GC_TRANSIENT);
         return;     /* undo; or pass 2, where the collector already holds it */
+    }
+    /* Garbage is no possible root any more: the collector frees it. */
+    store_gc(h, gc & ~(RCGC_GC_TRANSIENT | RCGC_GC_PURPLE));
+    w->purple += (gc & RCGC_GC_PURPLE) != 0;
     if (w->gfill == w->gend) {
         /* Slots in runs, not one shared increment per object. */
         size_t i = atomic_fetch_add_explicit(&C.garbage_fill, GARBAGE_RUN, memory_order_relaxed);
@@ -893,7 +910,7 @@ static pass_counts run_pass(size_t units) {
         w->stack = NULL;
         w->stack_n = 0;
         atomic_store_explicit(&w->shared, NULL, memory_order_relaxed);
-        w->candidates = w->reached = 0;
+        w->candidates = w->reached = w->purple = 0;
         w->gfill = w->gend = 0;
         w->scan_pos = w->scan_end = 0;
     }
@@ -921,6 +938,14 @@ static pass_counts run_pass(size_t units) {
         pc.reached += workers[i].reached;
     }
     return pc;
+}
+
+/* PURPLE bits the workers cleared in this pass, phase D's included. */
+static size_t purple_cleared(void) {
+    size_t n = 0;
+    for (unsigned i = 0; i < pool.active; i++)
+        n += workers[i].purple;
+    return n;
 }
 
 /* ------------------------------------------------------------------------
@@ -980,6 +1005,59 @@ static void next_epoch(void) {
         t->gc_delta = 0;
     }
     atomic_store_explicit(&G.young_count, 0, memory_order_relaxed);
+}
+
+/* Add d to a count that never goes below zero (its decrements can belong
+ * to increments made before the count was last reset); the new value. */
+static long add_clamped(_Atomic long *count, long d) {
+    long cur = atomic_load_explicit(count, memory_order_relaxed), nv;
+    do {
+        nv = cur + d;
+        if (nv < 0)
+            nv = 0;
+    } while (!atomic_compare_exchange_weak_explicit(count, &cur, nv, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return nv;
+}
+
+/* Book-keeping for the trigger, world stopped, after the first pause's
+ * marking: every thread's buffered possible roots and old deaths become
+ * global, the PURPLE bits this collection cleared (on what it visited)
+ * leave the possible roots, and the survivors become the tracked heap. */
+static void policy_after_pause(bool young, size_t survivors, size_t purple_cleared) {
+    long purple = 0;
+    size_t old_deaths = 0;
+    for (rcgc_thread *t = rcgc__registry_first(); t; t = t->next) {
+        purple += t->gc_purple;
+        old_deaths += t->gc_old_deaths;
+        t->gc_purple = 0;
+        t->gc_old_deaths = 0;
+    }
+    long left = atomic_fetch_add_explicit(&G.purple, purple - (long)purple_cleared,
+                                          memory_order_relaxed) +
+                purple - (long)purple_cleared;
+    RCGC_ASSERT_EXPENSIVE(left >= 0);
+    if (left < 0)
+        left = 0;
+    if (young) {
+        __atomic_store_n(&G.promoted, G.promoted + survivors, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&G.old_deaths, old_deaths, memory_order_relaxed);
+        atomic_store_explicit(&G.tracked_live,
+                              atomic_load_explicit(&G.tracked_live, memory_order_relaxed) + survivors,
+                              memory_order_relaxed);
+        /* What is still PURPLE is old: only a full collection visits it. */
+        atomic_store_explicit(&G.purple_old, (size_t)left, memory_order_relaxed);
+        atomic_fetch_add_explicit(&G.young_since_full, 1, memory_order_relaxed);
+    } else {
+        __atomic_store_n(&G.old_at_full, survivors, __ATOMIC_RELAXED);
+        __atomic_store_n(&G.promoted, 0, __ATOMIC_RELAXED);
+        atomic_store_explicit(&G.old_deaths, 0, memory_order_relaxed);
+        atomic_store_explicit(&G.tracked_live,
+                              survivors + atomic_load_explicit(&G.frozen, memory_order_relaxed),
+                              memory_order_relaxed);
+        atomic_store_explicit(&G.purple_old, 0, memory_order_relaxed);
+        atomic_store_explicit(&G.young_since_full, 0, memory_order_relaxed);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -1103,20 +1181,7 @@ static int first_pause(rcgc_gc_info *info, rcgc_weakref **pending, rcgc__header 
         if (h->type->finalize && !(gc & RCGC_GC_FINALIZED))
             (*need_finalize)++;
     }
-    /* Book-keeping for the trigger. */
-    size_t survivors = pc.reached;
-    if (C.young) {
-        __atomic_store_n(&G.promoted, G.promoted + survivors, __ATOMIC_RELAXED);
-        atomic_store_explicit(&G.tracked_live,
-                              atomic_load_explicit(&G.tracked_live, memory_order_relaxed) + survivors,
-                              memory_order_relaxed);
-    } else {
-        __atomic_store_n(&G.old_at_full, survivors, __ATOMIC_RELAXED);
-        __atomic_store_n(&G.promoted, 0, __ATOMIC_RELAXED);
-        atomic_store_explicit(&G.tracked_live,
-                              survivors + atomic_load_explicit(&G.frozen, memory_order_relaxed),
-                              memory_order_relaxed);
-    }
+    policy_after_pause(C.young, pc.reached, purple_cleared());
     next_epoch();
     return 0;
 }
@@ -1131,6 +1196,7 @@ static size_t resurrection_pause(rcgc_weakref **pending) {
     C.src.nobjs = C.ngarbage;
     run_pass(C.ngarbage / OBJ_CHUNK * (size_t)rcgc__option(RCGC_OPT_GC_PAGES_PER_WORKER));
     run_phase(phase_finish);
+    atomic_fetch_sub_explicit(&G.purple, (long)purple_cleared(), memory_order_relaxed);
     size_t n = 0;
     for (size_t i = 0; i < C.ngarbage; i++) {
         rcgc__header *h = C.garbage[i];
@@ -1143,13 +1209,38 @@ static size_t resurrection_pause(rcgc_weakref **pending) {
     return n;
 }
 
+/* The tracked heap now, estimated: survivors of the collections since the
+ * last full one, less the old objects counting has freed since. */
+static size_t live_estimate(void) {
+    size_t live = atomic_load_explicit(&G.tracked_live, memory_order_relaxed);
+    size_t dead = atomic_load_explicit(&G.old_deaths, memory_order_relaxed);
+    return dead < live ? live - dead : 0;
+}
+
+static inline size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* The automatic trigger (the theory comment, "Triggering"): how many new
+ * tracked objects, net, start a collection. With possible roots, the
+ * threshold or a quarter of the tracked heap, whichever is more; without,
+ * only the backstop, 8x the threshold or the tracked heap. Either doubles
+ * for each automatic collection in a row that found nothing, up to 1024x. */
+#define EMPTY_SHIFT_MAX 10
+static size_t young_limit(size_t thr) {
+    size_t live = live_estimate();
+    unsigned streak = atomic_load_explicit(&G.empty_streak, memory_order_relaxed);
+    unsigned shift = streak < EMPTY_SHIFT_MAX ? streak : EMPTY_SHIFT_MAX;
+    if (atomic_load_explicit(&G.purple, memory_order_relaxed) > 0)
+        return max_size(thr, live / 4) << shift;
+    return max_size(thr, live) << (3 + shift);
+}
+
 /* Still worth collecting once the lock is ours (an automatic trigger that
  * waited for another collection usually finds its work done). */
 static bool over_threshold(void) {
     size_t thr = atomic_load_explicit(&G.threshold, memory_order_relaxed);
     long n = atomic_load_explicit(&G.young_count, memory_order_relaxed);
-    return thr && atomic_load_explicit(&G.enabled, memory_order_relaxed) && n > (long)thr &&
-           (size_t)n > atomic_load_explicit(&G.tracked_live, memory_order_relaxed) / 4;
+    return thr && atomic_load_explicit(&G.enabled, memory_order_relaxed) && n > 0 &&
+           (size_t)n > young_limit(thr);
 }
 
 /* auto: an automatic collection. It waits for one in progress (so threads
@@ -1257,9 +1348,15 @@ static size_t collect(int young, bool automatic) {
         rcgc__heap_collect(&self->heap);
     }
     self->gc_collecting = 0;
+    rcgc__gc_count_flush(self);     /* the deaths of what it freed leave the possible roots */
     rcgc__weakref_run_callbacks(pending);
 
     info.duration_ns = rcgc__os_now_ns() - t0;
+    if (automatic && !info.aborted)
+        atomic_store_explicit(&G.empty_streak,
+                              info.unreachable ? 0 : atomic_load_explicit(&G.empty_streak,
+                                                                           memory_order_relaxed) + 1,
+                              memory_order_relaxed);
     record(&info);
     run_callbacks(RCGC_GC_STOP, &info);
     atomic_store_explicit(&G.collector, NULL, memory_order_relaxed);
@@ -1272,6 +1369,7 @@ static size_t collect(int young, bool automatic) {
 size_t rcgc_collect(void) { return collect(0, false); }
 size_t rcgc_collect_young(void) { return collect(1, false); }
 
+#define FULL_AFTER_YOUNG 10    /* CPython's gen-1 collections per gen-2 one */
 void rcgc__gc_collect_auto(rcgc_thread *t) {
     if (!atomic_load_explicit(&G.enabled, memory_order_relaxed) || t->dealloc_depth > 0)
         return;
@@ -1280,28 +1378,61 @@ void rcgc__gc_collect_auto(rcgc_thread *t) {
      * other kind of collection once. */
     size_t promoted = __atomic_load_n(&G.promoted, __ATOMIC_RELAXED);
     size_t old = __atomic_load_n(&G.old_at_full, __ATOMIC_RELAXED);
+    /* Promoted objects counting has freed since (in-flight trees that
+     * survived a young collection, then died) do not count: deaths of old
+     * objects are taken from the promoted first. */
+    size_t dead = atomic_load_explicit(&G.old_deaths, memory_order_relaxed);
+    promoted = dead < promoted ? promoted - dead : 0;
+    /* Garbage among old objects needs an old possible root: full when they
+     * are many, or after FULL_AFTER_YOUNG young collections that left one. */
+    size_t purple_old = atomic_load_explicit(&G.purple_old, memory_order_relaxed);
+    bool old_roots = purple_old * 100 > (size_t)pct * old ||
+                     (purple_old > 0 && atomic_load_explicit(&G.young_since_full, memory_order_relaxed) >=
+                                            FULL_AFTER_YOUNG);
     int young = __atomic_load_n(&G.collections, __ATOMIC_RELAXED) > 0 &&
-                promoted * 100 <= (size_t)pct * old;
+                promoted * 100 <= (size_t)pct * old && !old_roots;
     collect(young, true);
+}
+
+static void purple_flush(rcgc_thread *t) {
+    long d = t->gc_purple;
+    t->gc_purple = 0;
+    atomic_fetch_add_explicit(&G.purple, d, memory_order_relaxed);
 }
 
 void rcgc__gc_count_flush(rcgc_thread *t) {
     long d = t->gc_delta;
     t->gc_delta = 0;
-    long cur = atomic_load_explicit(&G.young_count, memory_order_relaxed), nv;
-    do {
-        nv = cur + d;
-        if (nv < 0)
-            nv = 0;     /* deaths of old objects: never below zero (gh-142048) */
-    } while (!atomic_compare_exchange_weak_explicit(&G.young_count, &cur, nv, memory_order_relaxed,
-                                                    memory_order_relaxed));
+    if (t->gc_purple)
+        purple_flush(t);
+    if (t->gc_old_deaths) {
+        atomic_fetch_add_explicit(&G.old_deaths, t->gc_old_deaths, memory_order_relaxed);
+        t->gc_old_deaths = 0;
+    }
+    /* Deaths of old objects: never below zero (gh-142048). */
+    long nv = add_clamped(&G.young_count, d);
     if (d <= 0)
         return;
     size_t thr = atomic_load_explicit(&G.threshold, memory_order_relaxed);
     if (!thr || !atomic_load_explicit(&G.enabled, memory_order_relaxed))
         return;
-    if ((size_t)nv > thr && (size_t)nv > atomic_load_explicit(&G.tracked_live, memory_order_relaxed) / 4)
+    if ((size_t)nv > young_limit(thr))
         __atomic_fetch_or(t->poll, RCGC_POLL_GC, __ATOMIC_RELAXED);
+}
+
+/* A decrement left tracked object o alive (its owner's, or a reference
+ * the caller still holds): o is a possible root (Bacon and Rajan), until
+ * it dies or a collection visits it. The first possible root after none
+ * is published at once (the trigger waits for one); the rest in batches. */
+RCGC_NOINLINE void rcgc__possible_root(void *o) {
+    rcgc__header *h = rcgc__hdr(o);
+    uint32_t old = __atomic_fetch_or(&h->gc, RCGC_GC_PURPLE, __ATOMIC_RELAXED);
+    if (old & RCGC_GC_PURPLE)
+        return;
+    rcgc_thread *t = rcgc__tls_thread;
+    if (++t->gc_purple >= RCGC_GC_COUNT_BATCH ||
+        atomic_load_explicit(&G.purple, memory_order_relaxed) <= 0)
+        purple_flush(t);
 }
 
 /* ------------------------------------------------------------------------
@@ -1346,12 +1477,15 @@ void rcgc_gc_get_stats(rcgc_gc_stats *out) {
     pthread_mutex_lock(&stats_lock);
     *out = totals;
     pthread_mutex_unlock(&stats_lock);
-    out->tracked_live = atomic_load(&G.tracked_live) + (size_t)atomic_load(&G.young_count);
+    out->tracked_live = live_estimate() + (size_t)atomic_load(&G.young_count);
     out->frozen = atomic_load(&G.frozen);
+    long purple = atomic_load_explicit(&G.purple, memory_order_relaxed);
+    out->possible_roots = purple > 0 ? (size_t)purple : 0;
+    out->empty_streak = atomic_load_explicit(&G.empty_streak, memory_order_relaxed);
 }
 
 void rcgc__gc_stats(size_t *tracked, uint64_t *collections) {
-    *tracked = atomic_load(&G.tracked_live) + (size_t)atomic_load(&G.young_count);
+    *tracked = live_estimate() + (size_t)atomic_load(&G.young_count);
     pthread_mutex_lock(&stats_lock);
     *collections = totals.collections;
     pthread_mutex_unlock(&stats_lock);
@@ -1696,6 +1830,11 @@ void rcgc__gc_init(void) {
     atomic_store(&G.debug, 0);
     atomic_store(&G.young_count, 0);
     atomic_store(&G.tracked_live, 0);
+    atomic_store(&G.purple, 0);
+    atomic_store(&G.old_deaths, 0);
+    atomic_store(&G.purple_old, 0);
+    atomic_store(&G.empty_streak, 0);
+    atomic_store(&G.young_since_full, 0);
     atomic_store(&G.frozen, 0);
     atomic_store(&G.collector, NULL);
     __atomic_store_n(&G.old_at_full, 0, __ATOMIC_RELAXED);

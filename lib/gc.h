@@ -17,9 +17,24 @@ static inline void rcgc__gc_count_alloc(rcgc_thread *t) {
     if (rcgc_unlikely(++t->gc_delta >= RCGC_GC_COUNT_BATCH))
         rcgc__gc_count_flush(t);
 }
-static inline void rcgc__gc_count_dealloc(rcgc_thread *t) {
+/* A tracked object died; gc its collector bits as it died. The collector's
+ * own frees change only the possible roots. */
+static inline void rcgc__gc_count_dealloc(rcgc_thread *t, uint32_t gc) {
+    if (rcgc_unlikely(gc & RCGC_GC_PURPLE) && --t->gc_purple <= -RCGC_GC_COUNT_BATCH)
+        rcgc__gc_count_flush(t);
+    if (t->gc_collecting)
+        return;
+    t->gc_old_deaths += !(gc & RCGC_GC_YOUNG);
     if (rcgc_unlikely(--t->gc_delta <= -RCGC_GC_COUNT_BATCH))
         rcgc__gc_count_flush(t);
+}
+
+/* A reference to h is being dropped, and h may stay alive: mark it a
+ * possible root (rcgc.h's owner decrement does the same inline). The
+ * caller still holds the reference. */
+static inline void rcgc__gc_may_root(rcgc__header *h) {
+    if (rcgc_unlikely((rcgc__gcbits(h) & (RCGC_GC_TRACKED | RCGC_GC_PURPLE)) == RCGC_GC_TRACKED))
+        rcgc__possible_root(rcgc__obj(h));
 }
 
 /* A frozen object died (rcgc_gc_get_freeze_count counts live ones). */

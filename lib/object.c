@@ -115,8 +115,8 @@ RCGC_NOINLINE void rcgc__object_dealloc(void *o) {
             if (gc & RCGC_GC_TRACED)
                 rcgc__trace_free_object(h);
         }
-        if ((gc & RCGC_GC_TRACKED) && !self->gc_collecting)
-            rcgc__gc_count_dealloc(self);
+        if (gc & RCGC_GC_TRACKED)
+            rcgc__gc_count_dealloc(self, gc);
         if (t->clear)
             t->clear(rcgc__obj(h));
         if (t->destroy)

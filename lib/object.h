@@ -44,6 +44,7 @@ enum {
     RCGC_GC_YOUNG     = 1u << 4,  /* allocated since the last collection */
     RCGC_GC_WEAKREFED = 1u << 5,  /* a weak reference was made to it (weakref.c) */
     RCGC_GC_TRACED    = 1u << 6,  /* allocation tracing holds a record of it (trace.c) */
+    RCGC_GC_PURPLE    = 1u << 7,  /* a possible root: a decrement left it alive (gc.c) */
     /* Transient, during a collection (gc.c): */
     RCGC_GC_CANDIDATE = 1u << 8,  /* `owner` holds gc_refs, then a mark-stack link */
     RCGC_GC_REACHABLE = 1u << 9,  /* marked; meaningful only with CANDIDATE */
@@ -51,6 +52,9 @@ enum {
     RCGC_GC_CLAIMED   = 1u << 11, /* marked, and someone took on traversing it */
     RCGC_GC_TRANSIENT = RCGC_GC_CANDIDATE | RCGC_GC_REACHABLE | RCGC_GC_OWNED | RCGC_GC_CLAIMED,
 };
+
+_Static_assert(RCGC_GC_TRACKED == RCGC__GC_TRACKED && RCGC_GC_PURPLE == RCGC__GC_PURPLE,
+               "rcgc.h's inline decrement reads the same bits");
 
 static inline rcgc__header *rcgc__hdr(const void *o) { return (rcgc__header *)o - 1; }
 static inline void *rcgc__obj(rcgc__header *h) { return h + 1; }

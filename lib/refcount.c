@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "object.h"
+#include "gc.h"
 #include "safepoint.h"
 #include "thread.h"
 
@@ -134,6 +135,8 @@ intptr_t rcgc__merge(rcgc__header *h, intptr_t extra) {
 
 /* A merge that may find the object dead: free it then. */
 static void merge_and_maybe_free(rcgc__header *h, intptr_t extra) {
+    if (extra < 0)
+        rcgc__gc_may_root(h);
     if (rcgc__merge(h, extra) == 0)
         rcgc__object_dealloc(rcgc__obj(h));
 }
@@ -150,6 +153,7 @@ RCGC_NOINLINE void rcgc__decref_local_slow(void *o) {
         rcgc__object_dealloc(o);
         return;
     }
+    rcgc__gc_may_root(h);   /* others still count it */
     /* Give up ownership: owner first, so that an UNOWNED owner always means
      * a merged count to anyone who looks (CPython gh-121794). */
     __atomic_store_n(&h->owner, RCGC__UNOWNED, __ATOMIC_RELAXED);
@@ -190,6 +194,11 @@ RCGC_NOINLINE void rcgc__decref_shared(void *o) {
     intptr_t shared = rcgc__shared(h);
     intptr_t desired;
     bool queue;
+    /* Before the decrement, while our reference keeps it alive: if it is
+     * not the last, it may leave cyclic garbage (if it is, death takes
+     * the mark back). */
+    if (shared != RCGC_SHARED_FREED)
+        rcgc__gc_may_root(h);
     do {
         if (rcgc_unlikely(shared == RCGC_SHARED_FREED))
             rcgc__object_fatal(o, "rcgc_decref of a freed object");

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "gc.h"
 #include "object.h"
 #include "os.h"
 #include "qsbr.h"
@@ -155,6 +156,7 @@ static void detach_state(rcgc_thread *t) {
     rcgc__merge_queue_drain(t);
     rcgc__merge_owned(t);
     rcgc__merge_queue_close(t);     /* pushers merge themselves from now on */
+    rcgc__gc_count_flush(t);        /* its counts for the trigger */
     rcgc__qsbr_thread_offline(t);
     rcgc__heap_abandon(&t->heap);
     rcgc__safepoint_go_detached(t);

@@ -61,6 +61,8 @@ typedef struct rcgc_thread {
      * deallocations not yet added to the global count. Owner, or the
      * collector with the world stopped. */
     int gc_delta;
+    int gc_purple;              /* possible roots marked minus those that died */
+    unsigned gc_old_deaths;     /* tracked objects that died old */
     int gc_collecting;          /* this thread runs a collection: its frees are not counted */
 
     /* Allocation tracing (trace.c), owner only: bytes until the next

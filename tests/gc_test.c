@@ -14,6 +14,8 @@
  * calls are counted per object, and anything wrong seen inside a callback
  * fails the test at its end (gt_assert_clean).
  */
+#include <stdbool.h>
+
 #include "tests/gc_test_util.h"
 
 #define SCALE(normal, sanitized) TEST_SCALE(normal, sanitized)
@@ -957,6 +959,211 @@ static void make_garbage_cycles(int cycles) {
     }
 }
 
+/* ------------------------------------------------------------------------
+ * The collection policy: possible roots (lib/gc.c, "Triggering")
+ * ------------------------------------------------------------------------ */
+
+/* A decrement that leaves a tracked object alive makes it a possible root;
+ * its death takes that back, and so does a collection that visits it. The
+ * first possible root after none is published at once; later changes are
+ * buffered per thread until a collection folds them in. */
+static void test_possible_roots(void **state) {
+    TEST_BEGIN(state);
+    rcgc_collect();
+    assert_int_equal(gc_stats().possible_roots, 0);
+    /* Untracked objects are never possible roots. */
+    static const rcgc_type plain = {.name = "plain", .size = 16};
+    void *u = rcgc_new(&plain);
+    rcgc_incref(u);
+    rcgc_decref(u);
+    assert_int_equal(gc_stats().possible_roots, 0);
+    rcgc_decref(u);
+    /* A tracked object whose count goes 2 -> 1: a possible root, once. */
+    gt_node *a = gt_new(&gt_node_type);
+    rcgc_incref(a);
+    rcgc_decref(a);
+    assert_int_equal(gc_stats().possible_roots, 1);
+    rcgc_incref(a);
+    rcgc_decref(a);
+    rcgc_collect_young();       /* folds the buffers in */
+    assert_int_equal(gc_stats().possible_roots, 0);  /* young a visited, survived */
+    /* Now old: a young collection does not visit it; a full one does. */
+    rcgc_incref(a);
+    rcgc_decref(a);
+    assert_int_equal(gc_stats().possible_roots, 1);
+    rcgc_collect_young();
+    assert_int_equal(gc_stats().possible_roots, 1);
+    rcgc_collect();
+    assert_int_equal(gc_stats().possible_roots, 0);
+    /* A possible root that dies is no longer one. */
+    rcgc_incref(a);
+    rcgc_decref(a);
+    assert_int_equal(gc_stats().possible_roots, 1);
+    uint32_t id = a->id;
+    rcgc_decref(a);
+    gt_assert_died(id);
+    rcgc_collect();
+    assert_int_equal(gc_stats().possible_roots, 0);
+    /* Garbage found by a collection is not counted after it. */
+    make_garbage_cycles(100);
+    assert_true(gc_stats().possible_roots > 0);
+    assert_int_equal(rcgc_collect(), 200);
+    assert_int_equal(gc_stats().possible_roots, 0);
+    gt_assert_clean();
+}
+
+/* A binary tree of 2^(depth+1) - 1 gt_nodes. steal: each child's birth
+ * reference goes into its parent (no decrement leaves anything alive, as in
+ * bench/binary_trees.c); else rcgc_set and a decrement of the child, as most
+ * code is written (every node becomes a possible root, until it dies). */
+static gt_node *policy_tree(int depth, bool steal) {
+    gt_node *n = gt_new_anon(&gt_node_type);
+    assert_non_null(n);
+    if (depth > 0) {
+        for (int i = 0; i < 2; i++) {
+            gt_node *c = policy_tree(depth - 1, steal);
+            if (steal) {
+                n->ref[i] = c;
+            } else {
+                gt_link(n, (uint32_t)i, c);
+                rcgc_decref(c);
+            }
+        }
+    }
+    return n;
+}
+
+/* Work that makes no cycles runs (almost) no collections. */
+static void test_policy_no_cycles(void **state) {
+    TEST_BEGIN(state);
+    const int trees = SCALE(400, 60);
+    rcgc_gc_set_threshold(500, 25);
+    rcgc_gc_enable();
+    for (int steal = 1; steal >= 0; steal--) {
+        rcgc_collect();
+        rcgc_gc_stats before = gc_stats();
+        for (int i = 0; i < trees; i++)
+            rcgc_decref(policy_tree(11, steal));   /* 4095 nodes, 8x the threshold */
+        rcgc_gc_stats after = gc_stats();
+        uint64_t n = after.collections - before.collections;
+        print_message("(%s: %llu automatic collections for %d trees of 4095 nodes, threshold 500, "
+                      "%llu found something)\n", steal ? "stolen references" : "rcgc_set",
+                      (unsigned long long)n, trees,
+                      (unsigned long long)(after.unreachable - before.unreachable));
+        assert_int_equal(after.unreachable, before.unreachable);
+        /* Stolen: no possible roots, only the backstop (8x the threshold,
+         * doubling). rcgc_set: possible roots while each tree lives; the
+         * threshold doubles per empty collection until one tree fits. */
+        if (n > (steal ? 3u : 6u))
+            fail_msg("%llu automatic collections found nothing (%s)", (unsigned long long)n,
+                     steal ? "stolen references" : "rcgc_set");
+    }
+    assert_int_equal(atomic_load(&gt_destroys), atomic_load(&gt_allocs));
+    gt_assert_clean();
+}
+
+/* Steady cyclic garbage beside a live heap: the tracked heap stays below
+ * twice the live one, collections are young, and they find garbage. */
+static void test_policy_steady_cycles(void **state) {
+    TEST_BEGIN(state);
+    const int depth = SCALE(14, 11);              /* 32767 or 4095 live nodes */
+    const int cycles = SCALE(200000, 20000);
+    gt_node *live = policy_tree(depth, true);
+    size_t live_nodes = ((size_t)2 << depth) - 1;
+    rcgc_collect();                                /* the live tree is old */
+    rcgc_gc_set_threshold(500, 25);
+    rcgc_gc_enable();
+    rcgc_gc_stats before = gc_stats();
+    size_t max_tracked = 0;
+    for (int i = 0; i < cycles; i++) {
+        make_garbage_cycles(1);
+        size_t tracked = atomic_load(&gt_allocs) - atomic_load(&gt_destroys);
+        if (tracked > max_tracked)
+            max_tracked = tracked;
+    }
+    rcgc_gc_stats after = gc_stats();
+    uint64_t n = after.collections - before.collections;
+    uint64_t young = after.young_collections - before.young_collections;
+    print_message("(%d garbage cycles beside %zu live nodes: %llu collections, %llu young, "
+                  "tracked objects at most %zu)\n", cycles, live_nodes, (unsigned long long)n,
+                  (unsigned long long)young, max_tracked);
+    assert_true(n > 0);
+    if (max_tracked >= 2 * live_nodes)
+        fail_msg("tracked objects reached %zu with %zu live", max_tracked, live_nodes);
+    /* Every collection here finds the garbage made since the last. */
+    assert_int_equal(after.empty_streak, 0);
+    if (young * 4 < n * 3)
+        fail_msg("only %llu of %llu collections were young", (unsigned long long)young,
+                 (unsigned long long)n);
+    rcgc_gc_disable();
+    rcgc_decref(live);
+    rcgc_collect();
+    assert_int_equal(atomic_load(&gt_destroys), atomic_load(&gt_allocs));
+    gt_assert_clean();
+}
+
+/* Old garbage needs a full collection: a cycle cut loose from a large old
+ * heap (its last outside reference dropped, a possible root among old
+ * objects) is found by the automatic collections that follow, while new
+ * garbage keeps them running. */
+static void test_policy_old_garbage(void **state) {
+    TEST_BEGIN(state);
+    const int depth = SCALE(13, 10);
+    gt_node *live = policy_tree(depth, true);
+    rcgc_collect();                                /* old */
+    /* An old cycle hanging off the root: root -> a <-> b. */
+    gt_node *a = gt_new(&gt_node_type), *b = gt_new(&gt_node_type);
+    gt_link(live, 2, a);
+    gt_link(a, 0, b);
+    gt_link(b, 0, a);
+    uint32_t ida = a->id, idb = b->id;
+    rcgc_decref(a);
+    rcgc_decref(b);
+    rcgc_collect();                                /* a and b are old too */
+    rcgc_gc_set_threshold(500, 25);
+    rcgc_gc_enable();
+    gt_link(live, 2, NULL);                        /* old garbage now */
+    rcgc_gc_stats before = gc_stats();
+    for (int i = 0; i < SCALE(200, 50) && !atomic_load(&gt_destroyed[ida]); i++)
+        make_garbage_cycles(1000);
+    rcgc_gc_stats after = gc_stats();
+    print_message("(old cycle found after %llu collections, %llu full)\n",
+                  (unsigned long long)(after.collections - before.collections),
+                  (unsigned long long)(after.full_collections - before.full_collections));
+    gt_assert_died(ida);
+    gt_assert_died(idb);
+    rcgc_gc_disable();
+    rcgc_decref(live);
+    rcgc_collect();
+    gt_assert_clean();
+}
+
+/* Cycles made only of stolen references (no decrement ever leaves one
+ * alive) have no possible roots: the backstop still finds them. */
+static void test_policy_backstop(void **state) {
+    TEST_BEGIN(state);
+    const int cycles = SCALE(20000, 4000);
+    rcgc_gc_set_threshold(100, 25);
+    rcgc_gc_enable();
+    rcgc_collect();
+    rcgc_gc_stats before = gc_stats();
+    for (int i = 0; i < cycles; i++) {
+        gt_node *x = gt_new_anon(&gt_node_type), *y = gt_new_anon(&gt_node_type);
+        assert_true(x && y);
+        x->ref[0] = y;      /* y's birth reference */
+        y->ref[0] = x;      /* x's */
+    }
+    assert_int_equal(gc_stats().possible_roots, 0);
+    rcgc_gc_stats after = gc_stats();
+    print_message("(%d stolen-reference cycles: %llu automatic collections)\n", cycles,
+                  (unsigned long long)(after.collections - before.collections));
+    assert_true(after.collections > before.collections);
+    assert_true(atomic_load(&gt_destroys) >= atomic_load(&gt_allocs) / 2);
+    rcgc_collect();
+    assert_int_equal(atomic_load(&gt_destroys), atomic_load(&gt_allocs));
+    gt_assert_clean();
+}
+
 static void test_automatic_collection(void **state) {
     TEST_BEGIN(state);
     const int cycles = SCALE(5000, 2000);
@@ -1464,6 +1671,11 @@ int main(void) {
         T(test_young_after_pages_released),
         T(test_thresholds),
         T(test_automatic_collection),
+        T(test_possible_roots),
+        T(test_policy_no_cycles),
+        T(test_policy_steady_cycles),
+        T(test_policy_old_garbage),
+        T(test_policy_backstop),
         T(test_callbacks),
         T(test_callback_limit),
         T(test_get_objects),
