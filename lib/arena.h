@@ -21,7 +21,12 @@
 
 #include "internal.h"
 
-typedef struct rcgc_block { struct rcgc_block *next; } rcgc_block;
+/* A free block: the free-list link, then the double-free mark (heap.h,
+ * rcgc__block_free_mark; every block is at least 16 bytes). */
+typedef struct rcgc_block {
+    struct rcgc_block *next;
+    uintptr_t mark;
+} rcgc_block;
 typedef struct rcgc_heap rcgc_heap;
 
 enum { RCGC_PAGE_FREE = 0, RCGC_PAGE_SMALL, RCGC_PAGE_MEDIUM, RCGC_PAGE_LARGE, RCGC_PAGE_META };

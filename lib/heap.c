@@ -411,6 +411,7 @@ void *rcgc__heap_alloc_slow(rcgc_heap *h, unsigned tag, size_t size) {
     pg->gc_epoch = __atomic_load_n(&rcgc__gc_epoch, __ATOMIC_RELAXED);
     rcgc_block *b = pg->free;
     pg->free = b->next;
+    rcgc__block_mark_set(b, 0);
     RCGC_STAT_ADD(pg->used, 1);
     RCGC_STAT_ADD(h->stat.allocs, 1);
     return b;
@@ -493,6 +494,19 @@ static void free_remote(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
         rcgc__heap_flush_remote(h);
 }
 
+RCGC_COLD void rcgc__heap_double_free(const rcgc_heap *self, const rcgc_block *b) {
+    const rcgc_page *pg = rcgc__page_of(b);
+    rcgc_heap *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
+    RCGC_FATAL("free of %p: double free (the block is already free: freed before and not "
+               "allocated since)\n  block of %u bytes, %s page %p (%u of %u blocks in use), "
+               "owned by %s",
+               (const void *)b, pg->block_size,
+               pg->tag == RCGC_TAG_RAW ? "raw" : pg->tag == RCGC_TAG_OBJ ? "object" : "tracked object",
+               (const void *)pg->start, pg->used, pg->reserved,
+               owner == NULL ? "no thread (abandoned)"
+               : owner == self ? "the calling thread" : "another thread");
+}
+
 RCGC_NOINLINE
 void rcgc__heap_free_slow(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
     if (rcgc_unlikely(pg->kind != RCGC_PAGE_SMALL && pg->kind != RCGC_PAGE_MEDIUM &&
@@ -500,11 +514,22 @@ void rcgc__heap_free_slow(rcgc_heap *h, rcgc_page *pg, rcgc_block *b) {
         RCGC_FATAL("free of %p: the block's page is not in use (double free, or a pointer rcgc "
                    "did not allocate)", (void *)b);
     if (pg->kind == RCGC_PAGE_LARGE) {
+        if (rcgc_unlikely((uint8_t *)b != pg->start ||
+                          __atomic_load_n(&pg->used, __ATOMIC_RELAXED) != 1))
+            RCGC_FATAL("free of %p: not a large block in use (double free, or a pointer inside "
+                       "the %u KiB block at %p)", (void *)b, pg->nslices * 64u,
+                       (void *)pg->start);
         RCGC_STAT_ADD(pg->used, -1u);
         RCGC_STAT_ADD(h->stat.large_frees, 1);
         rcgc__arena_free_span(pg);
         return;
     }
+    /* Before the block leaves this thread's hands (a remote free pushes it
+     * to its owner): see rcgc__block_free_mark. */
+    uintptr_t mark = rcgc__block_free_mark(b);
+    if (rcgc_unlikely(rcgc__block_mark(b) == mark))
+        rcgc__heap_double_free(h, b);
+    rcgc__block_mark_set(b, mark);
     for (;;) {
         rcgc_heap *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
         if (owner == h) {

@@ -55,6 +55,34 @@ extern uint32_t rcgc__gc_epoch;
  * heap layer does not know objects. */
 #define RCGC_BLOCK_FREE_MARK (INTPTR_MIN | 3)
 
+/* Double-free detection. A freed small or medium block holds, in its
+ * second word, its address mixed with a key; every free checks the word
+ * before it writes it, every allocation clears it (a store to the line the
+ * free-list pop has just read). So a block freed twice with no allocation
+ * between is caught whoever frees it (owner or not) and whatever its page
+ * holds: the mark stays through remote frees (which link through the first
+ * word), page collection and adoption. Exact for objects (that word is
+ * `local` and `gc`, whose high half is a few flag bits, never the key's);
+ * a raw block whose user data holds exactly this value at offset 8 would
+ * be reported falsely. The low half is never UINT32_MAX, so a stale
+ * decref of a freed object still reaches the slow path that reports it
+ * (an immortal `local` would return early). Large blocks are not marked:
+ * their span's descriptor says whether the block is in use. Cost:
+ * docs/BENCHMARKS.md. */
+#define RCGC_BLOCK_MARK_KEY ((uintptr_t)0x5bd1e9955a5c3e25u)
+static inline uintptr_t rcgc__block_free_mark(const rcgc_block *b) {
+    return (uintptr_t)b ^ RCGC_BLOCK_MARK_KEY;
+}
+static inline uintptr_t rcgc__block_mark(const rcgc_block *b) {
+    return __atomic_load_n(&b->mark, __ATOMIC_RELAXED);
+}
+static inline void rcgc__block_mark_set(rcgc_block *b, uintptr_t v) {
+    __atomic_store_n(&b->mark, v, __ATOMIC_RELAXED);
+}
+/* A block freed twice: fatal, naming the block, its size and its page. */
+RCGC_COLD __attribute__((noreturn)) void rcgc__heap_double_free(const rcgc_heap *h,
+                                                                   const rcgc_block *b);
+
 /* Size classes. */
 extern const uint32_t rcgc__class_size[RCGC_NCLASSES];
 static inline unsigned rcgc__size_class(size_t size) {
@@ -82,6 +110,7 @@ static inline void *rcgc__heap_alloc(rcgc_heap *h, unsigned tag, size_t size) {
         rcgc_block *b = pg->free;
         if (rcgc_likely(b != NULL)) {
             pg->free = b->next;
+            rcgc__block_mark_set(b, 0);
             RCGC_STAT_ADD(pg->used, 1);
             RCGC_STAT_ADD(h->stat.allocs, 1);
             return b;
@@ -99,6 +128,10 @@ static inline void rcgc__heap_free(rcgc_heap *h, void *p) {
     /* Large spans never have a heap, so they always take the slow path. */
     if (rcgc_likely(atomic_load_explicit(&pg->heap, memory_order_relaxed) == h &&
                     pg->used > 1)) {
+        uintptr_t mark = rcgc__block_free_mark(b);
+        if (rcgc_unlikely(rcgc__block_mark(b) == mark))
+            rcgc__heap_double_free(h, b);
+        rcgc__block_mark_set(b, mark);
         b->next = pg->local_free;
         pg->local_free = b;
         RCGC_STAT_ADD(pg->used, -1u);

@@ -97,6 +97,9 @@ static void release_memory(rcgc_thread *self, rcgc__header *h) {
 RCGC_NOINLINE void rcgc__object_dealloc(void *o) {
     rcgc_thread *self = rcgc__thread_require("object deallocation");
     rcgc__header *h = rcgc__hdr(o);
+    /* A second death (before clear and destroy run on freed memory). */
+    if (rcgc_unlikely(rcgc__shared(h) == RCGC_SHARED_FREED))
+        rcgc__object_fatal(o, "object death of an object already freed (it died twice)");
     if (self->dealloc_depth > 0) {
         /* A death inside a death: queue it, the running loop takes it. */
         __atomic_store_n(&h->owner, (uintptr_t)self->trash, __ATOMIC_RELAXED);
@@ -275,8 +278,9 @@ int rcgc__object_describe(const void *o, char *buf, size_t n) {
     const char *tname = t && ((uintptr_t)t & 7) == 0 && !rcgc__arena_mapped(t) && t->name ? t->name : "?";
     if (shared == RCGC_SHARED_FREED)
         return snprintf(buf, n, "object %p of type '%s': already freed (its memory may have been "
-                                "reused since): local count %u, shared count: freed, owner none",
-                        o, tname, __atomic_load_n(&h->local, __ATOMIC_RELAXED));
+                                "reused since): local count: freed, shared count: freed, owner "
+                                "none",
+                        o, tname);
     char owner_s[120];
     char oname[32] = "";
     uint64_t serial;

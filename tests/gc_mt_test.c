@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "lib/object.h"
+#include "lib/thread.h"
 
 #include "tests/gc_test_util.h"
 
@@ -878,6 +879,130 @@ static void test_collect_with_dead_object_in_queue(void **state) {
     gt_assert_clean();
 }
 
+/* ------------------------------------------------------------------------
+ * A thread the pause counted while it ran, that then enters a blocking
+ * region (docs/RELIABILITY.md, item 2: `filled == ngarbage` in first_pause)
+ * ------------------------------------------------------------------------ */
+
+/* The interleaving that commit 2bb89fc closed, forced:
+ *
+ *   mutator (frees, no poll)          collector (rcgc_collect)
+ *                                     stop the world: counts the mutator
+ *   sees the STW poll bit
+ *   blocking_begin: gives its count back
+ *                                     countdown 0: world "stopped"
+ *   blocking_end                      phase A: the mutator's objects are
+ *                                       candidates (gc_refs 1: roots)
+ *                                     phase B: the gate's traverse waits
+ *   frees its objects                   for the mutator's frees
+ *                                     phase C: the freed roots are not
+ *                                       live, so not reached
+ *                                     D: ngarbage counts them, filled
+ *                                       does not: the invariant breaks
+ *
+ * Before the fix blocking_end attached again at once (the requester had
+ * passed the thread while it was ATTACHED) and the mutator ran during the
+ * pause; the gate's traverse (phase B, after every candidate was counted)
+ * makes its frees land between A and C every time. With the fix the
+ * mutator is SUSPENDED for the pause: the gate waits its timeout and the
+ * frees come after the collection. No test hook: the mutator watches its
+ * own poll word (the inline fast path's TLS word) for the request, and the
+ * gate is an ordinary traverse function. */
+#define BF_OBJECTS 256
+#define BF_GATE_WAIT_MS 200
+
+static struct {
+    _Atomic int armed;          /* the gate waits once per round */
+    _Atomic int in_pause;       /* the gate's traverse runs (phase B) */
+    _Atomic int gate_done;      /* ... and has stopped waiting */
+    _Atomic int freed;          /* the mutator has freed its objects */
+    _Atomic int freed_in_pause; /* ... while the gate waited: the bug */
+    _Atomic int ready;          /* the mutator holds its objects */
+    _Atomic int no_request;     /* the mutator never saw the pause request */
+    uint32_t ids[BF_OBJECTS];
+} bf;
+
+static int bf_gate_traverse(void *self, rcgc_visit_fn visit, void *arg) {
+    (void)self, (void)visit, (void)arg;
+    if (atomic_exchange(&bf.armed, 0)) {
+        atomic_store(&bf.in_pause, 1);
+        double until = now_s() + BF_GATE_WAIT_MS / 1000.0;
+        while (!atomic_load(&bf.freed) && now_s() < until)
+            sched_yield();
+        if (atomic_load(&bf.freed))
+            atomic_store(&bf.freed_in_pause, 1);
+        atomic_store(&bf.gate_done, 1);
+    }
+    return 0;
+}
+
+static const rcgc_type bf_gate_type = {
+    .name = "bf_gate",
+    .size = 16,
+    .traverse = bf_gate_traverse,
+};
+
+static void *bf_mutator(void *p) {
+    (void)p;
+    THREAD_CHECK(rcgc_thread_attach() == 0);
+    gt_node *objs[BF_OBJECTS];
+    for (int i = 0; i < BF_OBJECTS; i++) {
+        objs[i] = gt_new(&gt_node_type);
+        THREAD_CHECK(objs[i] != NULL);
+        bf.ids[i] = objs[i]->id;
+    }
+    /* Free the first half, then wait (running, not polling) for the pause
+     * request: the requester counts this thread. */
+    for (int i = 0; i < BF_OBJECTS / 2; i++)
+        rcgc_decref(objs[i]);
+    atomic_store(&bf.ready, 1);
+    double until = now_s() + 10;
+    while (!(__atomic_load_n(&rcgc__tls_poll, __ATOMIC_RELAXED) & RCGC_POLL_STW))
+        if (now_s() > until) {
+            atomic_store(&bf.no_request, 1);
+            break;
+        }
+    rcgc_blocking_begin();      /* a blocking call: gives the pause its count back */
+    rcgc_blocking_end();        /* with the fix: waits for the pause to end */
+    /* Free the rest once the collector is inside its pass (with the fix,
+     * the pause is over by now and this does not wait). */
+    until = now_s() + 10;
+    while (!atomic_load(&bf.in_pause) && now_s() < until)
+        sched_yield();
+    for (int i = BF_OBJECTS / 2; i < BF_OBJECTS; i++)
+        rcgc_decref(objs[i]);
+    atomic_store(&bf.freed, 1);
+    rcgc_thread_detach();
+    return NULL;
+}
+
+static void test_counted_thread_frees_in_blocking_region(void **state) {
+    TEST_BEGIN(state);
+    for (int round = 0; round < SCALE(3, 2); round++) {
+        memset(&bf, 0, sizeof bf);
+        void *gate = rcgc_new(&bf_gate_type);   /* a root: its traverse runs in phase B */
+        assert_non_null(gate);
+        atomic_store(&bf.armed, 1);
+        pthread_t th = test_thread_start(bf_mutator, NULL);
+        while (!atomic_load(&bf.ready))
+            polite_yield();
+        size_t found = rcgc_collect();
+        gt_join(th);
+        assert_false(atomic_load(&bf.no_request));
+        assert_true(atomic_load(&bf.gate_done));
+        if (atomic_load(&bf.freed_in_pause))
+            fail_msg("round %d: a thread counted by the pause ran (and freed objects) during it",
+                     round);
+        assert_int_equal(found, 0);
+        for (int i = 0; i < BF_OBJECTS; i++)
+            gt_assert_died(bf.ids[i]);
+        rcgc_decref(gate);
+        assert_int_equal(rcgc_collect(), 0);
+    }
+    assert_int_equal(atomic_load(&gt_destroys), atomic_load(&gt_allocs));
+    gt_assert_clean();
+}
+
 int main(void) {
     test_main_init();
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -888,6 +1013,7 @@ int main(void) {
         T(test_freeze_cycle_merged_while_frozen),
         T(test_unfreeze_collect_before_owner_merges),
         T(test_collect_with_dead_object_in_queue),
+        T(test_counted_thread_frees_in_blocking_region),
         T(test_get_objects_racing_allocation),
         T(test_thresholds_under_load),
         T(test_collector_vs_mutators),

@@ -780,6 +780,88 @@ static void test_cross_thread_frees(void **state) {
 }
 
 /* ------------------------------------------------------------------------
+ * The double-free mark: a block freed, allocated again and freed again is
+ * not a double free, whoever freed it the first time (owner, another
+ * thread, a thread that left), and the caller never writes to it
+ * ------------------------------------------------------------------------ */
+enum { FM_N = 3000 };
+static void *fm_blocks[FM_N];
+
+static void *fm_free_all(void *arg) {
+    (void)arg;
+    if (rcgc_thread_attach() != 0)
+        return (void *)1;
+    for (int i = 0; i < FM_N; i++)
+        rcgc_free(fm_blocks[i]);
+    rcgc_thread_detach();
+    return NULL;
+}
+
+static void *fm_alloc_and_leave(void *arg) {
+    size_t size = (size_t)(uintptr_t)arg;
+    if (rcgc_thread_attach() != 0)
+        return (void *)1;
+    for (int i = 0; i < FM_N; i++)
+        fm_blocks[i] = rcgc_malloc(size);
+    rcgc_thread_detach();      /* abandons the pages */
+    return NULL;
+}
+
+/* Allocate FM_N blocks of `size` without touching them; count those at an
+ * address of the previous round, and check that allocation cleared the mark. */
+static size_t fm_alloc_round(size_t size, void **prev) {
+    size_t reused = 0;
+    for (int i = 0; i < FM_N; i++) {
+        fm_blocks[i] = rcgc_malloc(size);
+        assert_non_null(fm_blocks[i]);
+        assert_int_equal(((rcgc_block *)fm_blocks[i])->mark, 0);
+    }
+    for (int i = 0; i < FM_N; i++)
+        for (int j = i; j < FM_N && j < i + 64; j++)
+            if (prev && fm_blocks[i] == prev[j % FM_N]) {
+                reused++;
+                break;
+            }
+    return reused;
+}
+
+static void test_free_mark_after_reuse(void **state) {
+    TEST_BEGIN(state);
+    static void *prev[FM_N];
+    const size_t sizes[] = {16, 48, 512, 640, 4000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t size = sizes[k], reused = 0;
+        /* The owner frees, twice over. */
+        for (int round = 0; round < 3; round++) {
+            reused += fm_alloc_round(size, round ? prev : NULL);
+            memcpy(prev, fm_blocks, sizeof prev);
+            for (int i = FM_N; i-- > 0;)
+                rcgc_free(fm_blocks[i]);
+        }
+        /* Another thread frees (remote frees, collected by the owner). */
+        fm_alloc_round(size, NULL);
+        memcpy(prev, fm_blocks, sizeof prev);
+        test_thread_join(test_thread_start(fm_free_all, NULL));
+        rcgc_heap_collect();
+        reused += fm_alloc_round(size, prev);
+        for (int i = 0; i < FM_N; i++)
+            rcgc_free(fm_blocks[i]);
+        /* A thread that left allocated them: freeing adopts its pages. */
+        test_thread_join(test_thread_start(fm_alloc_and_leave, (void *)(uintptr_t)size));
+        memcpy(prev, fm_blocks, sizeof prev);
+        for (int i = 0; i < FM_N; i++)
+            rcgc_free(fm_blocks[i]);
+        reused += fm_alloc_round(size, prev);
+        for (int i = 0; i < FM_N; i++)
+            rcgc_free(fm_blocks[i]);
+        if (reused == 0)
+            fail_msg("size %zu: no block was allocated again; the test tests nothing", size);
+    }
+    rcgc_stats st = test_stats();
+    assert_int_equal(st.blocks_in_use, 0);
+}
+
+/* ------------------------------------------------------------------------
  * Abandonment and adoption
  * ------------------------------------------------------------------------ */
 enum { AB_N = 5000, AB_SIZE = 48 };
@@ -1188,6 +1270,7 @@ int main(void) {
         T(test_heap_walk),
         T(test_walk_chained_remote_frees),
         T(test_cross_thread_frees),
+        T(test_free_mark_after_reuse),
         T(test_abandon_free_adopts),
         T(test_abandon_alloc_adopts),
         T(test_abandon_with_remote_frees),

@@ -17,6 +17,7 @@
 #include "test_util.h"
 
 #include "lib/internal.h"
+#include "lib/object.h"
 
 #define MAIN_NAME "misuse-main-thread"     /* 18 characters */
 
@@ -155,6 +156,151 @@ static void test_double_free_large(void **state) {
     expect_ptr_and_thread(out, msg, "free of ");
     test_fatal_expect(msg, "double free");
 #endif
+}
+
+/* A small block freed twice while its page holds other live blocks (it
+ * used to go onto the free list twice and be handed out twice): the free
+ * mark finds it on the owner's fast path. */
+static void double_free_small_child(void *arg) {
+    (void)arg;
+    child_init();
+    void *a = rcgc_malloc(64), *p = rcgc_malloc(64), *b = rcgc_malloc(64);
+    if (!a || !p || !b)
+        _exit(4);
+    rcgc_free(p);
+    test_say("PTR=%p\n", p);
+    test_say_thread("THREAD");
+    rcgc_free(p);
+    _exit(0);
+}
+
+static void test_double_free_small(void **state) {
+    TEST_BEGIN(state);
+    const char *out;
+    const char *msg = test_fatal_run(double_free_small_child, NULL, &out);
+    expect_ptr_and_thread(out, msg, "free of ");
+    test_fatal_expect(msg, "double free");
+    test_fatal_expect(msg, "block of 64 bytes, raw page");
+    test_fatal_expect(msg, "owned by the calling thread");
+}
+
+/* Remote double frees: the owner frees, then another thread frees again
+ * (its remote path checks the mark); or another thread frees twice (the
+ * second time the block sits in that thread's chain of remote frees). */
+typedef struct {
+    void *p;
+    int twice;
+} remote_free_arg;
+
+static void *remote_free_thread(void *arg) {
+    remote_free_arg *a = arg;
+    if (rcgc_thread_attach() != 0)
+        _exit(5);
+    rcgc_thread_set_name("misuse-remote-freer");
+    if (a->twice)
+        rcgc_free(a->p);
+    test_say("PTR=%p\n", a->p);
+    test_say_thread("THREAD");
+    rcgc_free(a->p);
+    _exit(0);
+}
+
+static void double_free_remote_child(void *arg) {
+    child_init();
+    static remote_free_arg a;
+    a.twice = (int)(intptr_t)arg;
+    void *x = rcgc_malloc(96), *y = rcgc_malloc(96);
+    a.p = rcgc_malloc(96);
+    if (!x || !y || !a.p)
+        _exit(4);
+    if (!a.twice)
+        rcgc_free(a.p);
+    pthread_t t;
+    rcgc_blocking_begin();
+    if (pthread_create(&t, NULL, remote_free_thread, &a) != 0)
+        _exit(6);
+    pthread_join(t, NULL);
+    _exit(0);
+}
+
+static void test_double_free_remote(void **state) {
+    TEST_BEGIN(state);
+    for (intptr_t twice = 0; twice <= 1; twice++) {
+        const char *out;
+        const char *msg = test_fatal_run(double_free_remote_child, (void *)twice, &out);
+        expect_ptr_and_thread(out, msg, "free of ");
+        test_fatal_expect(msg, "double free");
+        test_fatal_expect(msg, "owned by another thread");
+        test_fatal_expect(msg, "'misuse-remote-freer'");
+    }
+}
+
+/* A large block freed, its span taken by a small page, then freed again:
+ * the second free finds either the span not in use or, if the page put a
+ * block there that was freed since, that block's mark. */
+static void double_free_large_reused_child(void *arg) {
+    (void)arg;
+    child_init();
+    void *keep = rcgc_malloc(100);
+    void *p = rcgc_malloc(TEST_MIB);
+    if (!p || !keep)
+        _exit(4);
+    rcgc_free(p);
+    void *x = rcgc_malloc(496);     /* a class of its own: a new page, maybe at p */
+    if (!x)
+        _exit(4);
+    rcgc_free(x);
+    test_say("PTR=%p\n", p);
+    test_say("REUSED=%d\n", x == p);
+    test_say_thread("THREAD");
+    rcgc_free(p);
+    _exit(0);
+}
+
+static void test_double_free_large_reused(void **state) {
+    TEST_BEGIN(state);
+    const char *out;
+    const char *msg = test_fatal_run(double_free_large_reused_child, NULL, &out);
+    if (strcmp(test_value_of(out, "REUSED"), "1") == 0 || RCGC_DEBUG_LEVEL < 2) {
+        expect_ptr_and_thread(out, msg, "free of ");
+        test_fatal_expect(msg, "double free");
+    }
+}
+
+/* A second death of an object (the shape of a library bug: two paths
+ * that both think they dropped the last reference) stops before the
+ * type's clear and destroy run on freed memory. Stale pointers reach it
+ * only through rcgc_decref/rcgc_incref, whose slow paths report a freed
+ * object first (object_misuse_test). */
+static int died_twice_destroys;
+static void died_twice_destroy(void *self) {
+    (void)self;
+    if (++died_twice_destroys > 1)
+        _exit(7);   /* destroy ran on freed memory: not detected */
+}
+static const rcgc_type died_twice_type = {.name = "died_twice", .size = 48,
+                                          .destroy = died_twice_destroy};
+
+static void double_death_child(void *arg) {
+    (void)arg;
+    child_init();
+    void *keep = rcgc_new(&died_twice_type), *o = rcgc_new(&died_twice_type);
+    if (!o || !keep)
+        _exit(4);
+    rcgc_decref(o);
+    test_say("PTR=%p\n", o);
+    test_say_thread("THREAD");
+    rcgc__object_dealloc(o);
+    _exit(0);
+}
+
+static void test_double_death(void **state) {
+    TEST_BEGIN(state);
+    const char *out;
+    const char *msg = test_fatal_run(double_death_child, NULL, &out);
+    expect_ptr_and_thread(out, msg, "object ");
+    test_fatal_expect(msg, "of type 'died_twice': already freed");
+    test_fatal_expect(msg, "died twice");
 }
 
 #if RCGC_DEBUG_LEVEL >= 2
@@ -573,6 +719,10 @@ int main(void) {
         cmocka_unit_test(test_free_misaligned),
         cmocka_unit_test(test_double_free_huge),
         cmocka_unit_test(test_double_free_large),
+        cmocka_unit_test(test_double_free_small),
+        cmocka_unit_test(test_double_free_remote),
+        cmocka_unit_test(test_double_free_large_reused),
+        cmocka_unit_test(test_double_death),
 #if RCGC_DEBUG_LEVEL >= 2
         cmocka_unit_test(test_free_interior),
 #endif
